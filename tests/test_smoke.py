@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+import numpy as np
+
+import xmhash
+
+
+def test_import_loads_numpy_and_native_module_only():
+    code = "import sys, xmhash; bad = {'torch', 'h5py', 'matplotlib', 'scipy', 'tqdm'} & set(sys.modules); print(sorted(bad))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_build_info_reports_the_isa_in_use():
+    info = xmhash.build_info()
+    assert info["isa"] in info["available_isas"]
+    assert info["available_isas"][0] == "scalar"
+    assert info["threads"] >= 1
+    assert isinstance(info["cuda"], bool)
+    assert info["version"] == xmhash.__version__
+
+
+def test_search_one_liner():
+    db = xmhash.pack(np.eye(16, dtype=bool))
+    res = xmhash.search(db[:2], db, radius=2)
+    assert len(res) == 2 and list(res[0][0][:1]) == [0]
