@@ -31,7 +31,7 @@ using simd::code_word;
 // ---- one code per 8/16/32-bit lane
 template <int CS>
 struct Narrow {
-  static constexpr bool kPacked = false, kIdentity = true;
+  static constexpr bool kPacked = false, kIdentity = true, kCompressEmit = false;
   static constexpr int kLanes = 64 / CS, kGroup = 4;
   using V = Vec;
   using Mask = std::conditional_t<CS == 1, __mmask64, std::conditional_t<CS == 2, __mmask32, __mmask16>>;
@@ -95,6 +95,7 @@ struct Row1 {  // 8-byte rows: already one code per lane
   static constexpr int kW = 1;
   static void load(const code_t* p, V* x) { x[0] = _mm512_loadu_si512(p); }
   static V to_code_order(V d) { return d; }
+  static unsigned code_mask(unsigned m) { return m; }
 };
 
 struct Row2 {  // 16-byte rows: lanes hold codes 0,4,1,5,2,6,3,7
@@ -107,6 +108,7 @@ struct Row2 {  // 16-byte rows: lanes hold codes 0,4,1,5,2,6,3,7
     x[1] = _mm512_unpackhi_epi64(a, b);
   }
   static V to_code_order(V d) { return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), d); }
+  static unsigned code_mask(unsigned m) { return _pext_u32(m, 0x55) | (_pext_u32(m, 0xAA) << 4); }
 };
 
 struct Row4 {  // 32-byte rows: lanes hold codes 0,2,1,3,4,6,5,7
@@ -124,6 +126,10 @@ struct Row4 {  // 32-byte rows: lanes hold codes 0,2,1,3,4,6,5,7
     x[3] = _mm512_shuffle_i64x2(hi01, hi23, 0xDD);
   }
   static V to_code_order(V d) { return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7), d); }
+  static unsigned code_mask(unsigned m) {  // swap bits 1 and 2, 5 and 6
+    const unsigned t = ((m >> 1) ^ (m >> 2)) & 0x11;
+    return m ^ (t << 1) ^ (t << 2);
+  }
 };
 
 template <int W>
@@ -134,11 +140,24 @@ struct Packed {  // pack_words layout, W words per code
     for (int w = 0; w < W; ++w) x[w] = _mm512_loadu_si512(p + 64 * w);
   }
   static V to_code_order(V d) { return d; }
+  static unsigned code_mask(unsigned m) { return m; }
 };
+
+// Branch-free append of the hits of one block of 8 codes (distances and mask in code order): compress the
+// indices and distances, store the first popcount(m) of each.
+inline std::uint32_t compress_emit(V d, unsigned m, std::size_t j0, std::uint32_t* idx, std::uint16_t* dist,
+                                   std::uint32_t n) {
+  const int c = __builtin_popcount(m);
+  const __mmask8 keep = static_cast<__mmask8>((1u << c) - 1);
+  const __m256i ids = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(j0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  _mm256_mask_storeu_epi32(idx + n, keep, _mm256_maskz_compress_epi32(static_cast<__mmask8>(m), ids));
+  _mm_mask_storeu_epi16(dist + n, keep, _mm512_cvtepi64_epi16(_mm512_maskz_compress_epi64(static_cast<__mmask8>(m), d)));
+  return n + c;
+}
 
 template <class L>
 struct Words {
-  static constexpr bool kPacked = L::kPacked, kIdentity = L::kIdentity;
+  static constexpr bool kPacked = L::kPacked, kIdentity = L::kIdentity, kCompressEmit = true;
   static constexpr int kLanes = 8, kGroup = 8, kW = L::kW;
   static constexpr const int* kLaneOfCode = [] {
     if constexpr (L::kIdentity) return static_cast<const int*>(nullptr);
@@ -170,12 +189,15 @@ struct Words {
   static void store_i32(V d, dist_t* o) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm512_cvtepi64_epi32(L::to_code_order(d)));
   }
+  static std::uint32_t emit(V d, Mask m, std::size_t j0, std::uint32_t* idx, std::uint16_t* dist, std::uint32_t n) {
+    return compress_emit(L::to_code_order(d), L::code_mask(m), j0, idx, dist, n);
+  }
 };
 
 // Packed layout with a run-time word count (codes wider than 64 bytes): the block stays in memory (L1) and each
 // query streams it.
 struct WordsAny {
-  static constexpr bool kPacked = true, kIdentity = true;
+  static constexpr bool kPacked = true, kIdentity = true, kCompressEmit = true;
   static constexpr int kLanes = 8, kGroup = 8;
   static constexpr const int* kLaneOfCode = nullptr;
   using V = Vec;
@@ -210,6 +232,9 @@ struct WordsAny {
   static void store(V d, Elem* a) { _mm512_storeu_si512(a, d); }
   static void store_i32(V d, dist_t* o) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm512_cvtepi64_epi32(d));
+  }
+  static std::uint32_t emit(V d, Mask m, std::size_t j0, std::uint32_t* idx, std::uint16_t* dist, std::uint32_t n) {
+    return compress_emit(d, m, j0, idx, dist, n);
   }
 };
 
@@ -251,10 +276,9 @@ void scan_block(const code_t* q, int nq, const code_t* db, std::size_t nb, std::
                 std::uint32_t* idx_out, std::uint16_t* dist_out, std::uint32_t* count, std::size_t ld) {
   for (int i = 0; i < nq; ++i) count[i] = 0;
   if (nq <= 0 || nb == 0) return;
-  simd::HitSink out{idx_out, dist_out, count, ld};
   with_config(cs, [&](auto* tag) {
     using K = std::remove_pointer_t<decltype(tag)>;
-    simd::run_scan<K>(q, nq, db, nb, cs, thresh, out);
+    simd::run_scan<K>(q, nq, db, nb, cs, thresh, simd::HitSink{idx_out, dist_out, count, ld});
   });
 }
 

@@ -1,6 +1,7 @@
 // The per-ISA kernel table. Every entry has the same contract on every path; tests compare each path with a
-// numpy reference. Kernels work on one block of at most kQueryBlock queries against one tile of the
-// database, so the caller owns threading, tiling and result selection.
+// numpy reference. Kernels work on a batch of queries against one tile of the database (row-major codes), so the
+// caller owns threading, tiling and result selection. Inside, queries go kQueryBlock at a time: each database
+// load is reused for a block of queries, and each block sweeps the tile while it is in cache.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +11,7 @@
 namespace xmhash {
 
 struct Kernels {
-  // out[i * ld + j] = hamming(q_i, db_j) for i < nq (nq <= kQueryBlock), j < nb.
+  // out[i * ld + j] = hamming(q_i, db_j) for i < nq, j < nb.
   void (*cdist_block)(const code_t* q, int nq, const code_t* db, std::size_t nb, std::size_t code_size,
                       dist_t* out, std::size_t ld);
 

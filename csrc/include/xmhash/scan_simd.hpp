@@ -56,15 +56,21 @@ inline std::uint64_t code_word(const code_t* code, std::size_t cs, std::size_t w
 // with zero codes, so every block can be read with full vector loads.
 inline void pack_words(const code_t* db, std::size_t n, std::size_t cs, std::size_t words, std::size_t lanes,
                        std::uint64_t* out) {
+  const std::size_t tail = cs % 8;
+  const std::uint64_t tail_mask = tail ? (std::uint64_t(1) << (8 * tail)) - 1 : ~std::uint64_t(0);
   const std::size_t nblocks = (n + lanes - 1) / lanes;
   for (std::size_t b = 0; b < nblocks; ++b) {
     std::uint64_t* blk = out + b * words * lanes;
     const std::size_t m = n - b * lanes < lanes ? n - b * lanes : lanes;
     for (std::size_t l = 0; l < m; ++l) {
-      const code_t* code = db + (b * lanes + l) * cs;
-      std::size_t w = 0;
-      for (; 8 * w + 8 <= cs; ++w) blk[w * lanes + l] = load_word(code + 8 * w);
-      for (; w < words; ++w) blk[w * lanes + l] = code_word(code, cs, w);
+      const std::size_t j = b * lanes + l;
+      const code_t* code = db + j * cs;
+      if ((n - j) * cs >= 8 * words) {  // the last word's 8-byte load stays inside the slice: load and mask
+        for (std::size_t w = 0; w < words; ++w) blk[w * lanes + l] = load_word(code + 8 * w);
+        blk[(words - 1) * lanes + l] &= tail_mask;
+      } else {
+        for (std::size_t w = 0; w < words; ++w) blk[w * lanes + l] = code_word(code, cs, w);
+      }
     }
     for (std::size_t l = m; l < lanes; ++l)
       for (std::size_t w = 0; w < words; ++w) blk[w * lanes + l] = 0;
@@ -80,23 +86,34 @@ constexpr int lane_of(int j) {
     return K::kLaneOfCode[j];
 }
 
-// Appends the lanes of mask m (hits of query i in block b, distances d) to the sink in increasing code order.
+// Writes the lanes of mask m (hits in the block whose first code is j0, distances d) at idx[n..], dist[n..] in
+// increasing code order; returns the new count. A config may provide its own branch-free version (compress).
 template <class K>
-void emit(const typename K::V& d, typename K::Mask m, int i, std::size_t j0, HitSink& out) {
-  alignas(64) typename K::Elem lanes[K::kLanes];
-  K::store(d, lanes);
-  if constexpr (K::kIdentity) {
-    std::uint64_t bits = static_cast<std::uint64_t>(m);
-    while (bits) {
-      const int l = __builtin_ctzll(bits);
-      out.add(i, j0 + l, static_cast<unsigned>(lanes[l]));
-      bits &= bits - 1;
-    }
+std::uint32_t emit(const typename K::V& d, typename K::Mask m, std::size_t j0, std::uint32_t* idx,
+                   std::uint16_t* dist, std::uint32_t n) {
+  if constexpr (K::kCompressEmit) {
+    return K::emit(d, m, j0, idx, dist, n);
   } else {
-    for (int j = 0; j < K::kLanes; ++j) {
-      const int l = lane_of<K>(j);
-      if ((static_cast<std::uint64_t>(m) >> l) & 1) out.add(i, j0 + j, static_cast<unsigned>(lanes[l]));
+    alignas(64) typename K::Elem lanes[K::kLanes];
+    K::store(d, lanes);
+    if constexpr (K::kIdentity) {
+      std::uint64_t bits = static_cast<std::uint64_t>(m);
+      while (bits) {
+        const int l = __builtin_ctzll(bits);
+        idx[n] = static_cast<std::uint32_t>(j0 + l);
+        dist[n++] = static_cast<std::uint16_t>(lanes[l]);
+        bits &= bits - 1;
+      }
+    } else {
+      for (int j = 0; j < K::kLanes; ++j) {
+        const int l = lane_of<K>(j);
+        if ((static_cast<std::uint64_t>(m) >> l) & 1) {
+          idx[n] = static_cast<std::uint32_t>(j0 + j);
+          dist[n++] = static_cast<std::uint16_t>(lanes[l]);
+        }
+      }
     }
+    return n;
   }
 }
 
@@ -139,13 +156,17 @@ void scan_blocks(const K& k, const code_t* db, std::size_t nblocks, int last, st
     if (__builtin_expect(any != 0, 0)) {
       for (int i = 0; i < NQ; ++i) {
         if (!K::le(acc[i], tv[i])) continue;
+        std::uint32_t* idx = out.idx + i * out.ld;
+        std::uint16_t* dist = out.dist + i * out.ld;
+        std::uint32_t n = out.count[i];
         for (int g = 0; g < K::kGroup; ++g) {
           typename K::Block blk;
           k.load(db + (b + g) * bb, blk);
           const V d = k.dist(blk, i);
           const Mask m = K::le(d, tv[i]);
-          if (m) emit<K>(d, m, i, j0 + (b + g) * K::kLanes, out);
+          if (K::kCompressEmit || m) n = emit<K>(d, m, j0 + (b + g) * K::kLanes, idx, dist, n);
         }
+        out.count[i] = n;
       }
     }
   }
@@ -156,7 +177,7 @@ void scan_blocks(const K& k, const code_t* db, std::size_t nblocks, int last, st
     for (int i = 0; i < NQ; ++i) {
       const V d = k.dist(blk, i);
       const Mask m = static_cast<Mask>(K::le(d, tv[i]) & valid);
-      if (m) emit<K>(d, m, i, j0 + b * K::kLanes, out);
+      if (m) out.count[i] = emit<K>(d, m, j0 + b * K::kLanes, out.idx + i * out.ld, out.dist + i * out.ld, out.count[i]);
     }
   }
 }
@@ -183,122 +204,115 @@ void cdist_blocks(const K& k, int nq, const code_t* db, std::size_t nblocks, int
   }
 }
 
-// Smallest compiled query count >= nq: blocks of 3, 5, 6 or 7 queries run with idle slots (threshold -1).
+// Smallest compiled query count >= nq: groups of 3, 5, 6 or 7 queries run with idle slots (threshold -1).
 inline int query_slots(int nq) { return nq <= 1 ? 1 : nq <= 2 ? 2 : nq <= 4 ? 4 : 8; }
 
-// Row-major layouts: full blocks are read in place, the last partial block from a zero-padded copy.
-constexpr std::size_t kMaxRowBlockBytes = 256;
-
-template <class K, int NQ>
-void scan_rows(const K& k, const code_t* db, std::size_t nb, std::size_t cs, const int* thr, HitSink& out) {
-  const std::size_t nfull = nb / K::kLanes;
-  if (nfull) scan_blocks<K, NQ>(k, db, nfull, K::kLanes, 0, thr, out);
-  const int rem = static_cast<int>(nb % K::kLanes);
-  if (rem) {
-    alignas(64) code_t buf[kMaxRowBlockBytes] = {};
-    std::memcpy(buf, db + nfull * K::kLanes * cs, rem * cs);
-    scan_blocks<K, NQ>(k, buf, 1, rem, nfull * K::kLanes, thr, out);
-  }
-}
-
-template <class K, int NQ>
-void cdist_rows(const K& k, int nq, const code_t* db, std::size_t nb, std::size_t cs, dist_t* out, std::size_t ld) {
-  const std::size_t nfull = nb / K::kLanes;
-  if (nfull) cdist_blocks<K, NQ>(k, nq, db, nfull, K::kLanes, 0, out, ld);
-  const int rem = static_cast<int>(nb % K::kLanes);
-  if (rem) {
-    alignas(64) code_t buf[kMaxRowBlockBytes] = {};
-    std::memcpy(buf, db + nfull * K::kLanes * cs, rem * cs);
-    cdist_blocks<K, NQ>(k, nq, buf, 1, rem, nfull * K::kLanes, out, ld);
-  }
-}
-
-// Other widths: the codes are re-laid word-major (pack_words) a slice at a time into a stack buffer.
-constexpr std::size_t kPackWords = 4096;  // 32 KiB: one block of the widest code (512 words x 8 lanes)
-
+// One group of at most kQueryBlock queries set up in config K (idle slots repeat the first query, threshold -1).
 template <class K>
-std::size_t pack_slice_codes(std::size_t words) {
-  std::size_t blocks = kPackWords / (words * K::kLanes);
-  return (blocks ? blocks : 1) * K::kLanes;
-}
+struct QueryGroup {
+  K k;
+  int nq, slots;
+  int thr[kQueryBlock];
+  QueryGroup(const code_t* q, int nq_, std::size_t cs, const int* thresh) : k(cs), nq(nq_), slots(query_slots(nq_)) {
+    const int nbits = static_cast<int>(cs * 8);
+    for (int i = 0; i < slots; ++i) {
+      k.set_query(i, q + (i < nq ? i : 0) * cs, cs);
+      const int t = i < nq && thresh ? thresh[i] : -1;
+      thr[i] = t < 0 ? -1 : t > nbits ? nbits : t;
+    }
+  }
+  void scan(const code_t* db, std::size_t nblocks, int last, std::size_t j0, HitSink& out) const {
+    switch (slots) {
+      case 1: return scan_blocks<K, 1>(k, db, nblocks, last, j0, thr, out);
+      case 2: return scan_blocks<K, 2>(k, db, nblocks, last, j0, thr, out);
+      case 4: return scan_blocks<K, 4>(k, db, nblocks, last, j0, thr, out);
+      default: return scan_blocks<K, 8>(k, db, nblocks, last, j0, thr, out);
+    }
+  }
+  void cdist(const code_t* db, std::size_t nblocks, int last, std::size_t j0, dist_t* out, std::size_t ld) const {
+    switch (slots) {
+      case 1: return cdist_blocks<K, 1>(k, nq, db, nblocks, last, j0, out, ld);
+      case 2: return cdist_blocks<K, 2>(k, nq, db, nblocks, last, j0, out, ld);
+      case 4: return cdist_blocks<K, 4>(k, nq, db, nblocks, last, j0, out, ld);
+      default: return cdist_blocks<K, 8>(k, nq, db, nblocks, last, j0, out, ld);
+    }
+  }
+};
 
-template <class K, int NQ>
-void scan_packed(const K& k, const code_t* db, std::size_t nb, std::size_t cs, std::size_t words, const int* thr,
-                 HitSink& out) {
-  alignas(64) std::uint64_t buf[kPackWords];
-  const std::size_t per = pack_slice_codes<K>(words);
-  for (std::size_t j0 = 0; j0 < nb; j0 += per) {
-    const std::size_t n = nb - j0 < per ? nb - j0 : per;
-    pack_words(db + j0 * cs, n, cs, words, K::kLanes, buf);
-    const std::size_t nblocks = (n + K::kLanes - 1) / K::kLanes;
-    const int last = static_cast<int>(n - (nblocks - 1) * K::kLanes);
-    scan_blocks<K, NQ>(k, reinterpret_cast<const code_t*>(buf), nblocks, last, j0, thr, out);
+// Calls f(db, nblocks, last, j0) over the database in the layout K reads. Row-major layouts: the full blocks in
+// place, then the partial last block from a zero-padded copy. Other widths: re-laid word-major (pack_words) one
+// slice at a time into a stack buffer, so that the caller's query groups share each packing.
+constexpr std::size_t kMaxRowBlockBytes = 256;
+constexpr std::size_t kPackWords = 4096;  // 32 KiB: at least one block of the widest code (512 words x 8 lanes)
+
+template <class K, class F>
+void for_each_slice(const code_t* db, std::size_t nb, std::size_t cs, F&& f) {
+  if constexpr (K::kPacked) {
+    const std::size_t words = (cs + 7) / 8;
+    alignas(64) std::uint64_t buf[kPackWords];
+    std::size_t per = kPackWords / (words * K::kLanes);
+    per = (per ? per : 1) * K::kLanes;
+    for (std::size_t j0 = 0; j0 < nb; j0 += per) {
+      const std::size_t n = nb - j0 < per ? nb - j0 : per;
+      pack_words(db + j0 * cs, n, cs, words, K::kLanes, buf);
+      const std::size_t nblocks = (n + K::kLanes - 1) / K::kLanes;
+      f(reinterpret_cast<const code_t*>(buf), nblocks, static_cast<int>(n - (nblocks - 1) * K::kLanes), j0);
+    }
+  } else {
+    const std::size_t nfull = nb / K::kLanes;
+    if (nfull) f(db, nfull, static_cast<int>(K::kLanes), std::size_t(0));
+    const std::size_t rem = nb % K::kLanes;
+    if (rem) {
+      alignas(64) code_t buf[kMaxRowBlockBytes] = {};
+      std::memcpy(buf, db + nfull * K::kLanes * cs, rem * cs);
+      f(static_cast<const code_t*>(buf), std::size_t(1), static_cast<int>(rem), nfull * K::kLanes);
+    }
   }
 }
 
-template <class K, int NQ>
-void cdist_packed(const K& k, int nq, const code_t* db, std::size_t nb, std::size_t cs, std::size_t words,
-                  dist_t* out, std::size_t ld) {
-  alignas(64) std::uint64_t buf[kPackWords];
-  const std::size_t per = pack_slice_codes<K>(words);
-  for (std::size_t j0 = 0; j0 < nb; j0 += per) {
-    const std::size_t n = nb - j0 < per ? nb - j0 : per;
-    pack_words(db + j0 * cs, n, cs, words, K::kLanes, buf);
-    const std::size_t nblocks = (n + K::kLanes - 1) / K::kLanes;
-    const int last = static_cast<int>(n - (nblocks - 1) * K::kLanes);
-    cdist_blocks<K, NQ>(k, nq, reinterpret_cast<const code_t*>(buf), nblocks, last, j0, out, ld);
-  }
-}
-
-// Entry points used by the ISA files: K::kPacked picks the layout, `slots` (query_slots) the query count.
-template <class K, int NQ>
-void scan_any(const K& k, const code_t* db, std::size_t nb, std::size_t cs, const int* thr, HitSink& out) {
-  if constexpr (K::kPacked)
-    scan_packed<K, NQ>(k, db, nb, cs, k.words, thr, out);
-  else
-    scan_rows<K, NQ>(k, db, nb, cs, thr, out);
-}
-
-template <class K, int NQ>
-void cdist_any(const K& k, int nq, const code_t* db, std::size_t nb, std::size_t cs, dist_t* out, std::size_t ld) {
-  if constexpr (K::kPacked)
-    cdist_packed<K, NQ>(k, nq, db, nb, cs, k.words, out, ld);
-  else
-    cdist_rows<K, NQ>(k, nq, db, nb, cs, out, ld);
-}
-
-// Sets up config K for the queries (idle slots repeat query 0 with threshold -1) and runs the threshold scan.
+// Kernels::scan_block for config K: every query group of 8 sweeps each slice while it is in cache.
 template <class K>
 void run_scan(const code_t* q, int nq, const code_t* db, std::size_t nb, std::size_t cs, const int* thresh,
-              HitSink& out) {
-  K k(cs);
-  const int slots = query_slots(nq);
-  int thr[kQueryBlock];
-  const int nbits = static_cast<int>(cs * 8);
-  for (int i = 0; i < slots; ++i) {
-    k.set_query(i, q + (i < nq ? i : 0) * cs, cs);
-    const int t = i < nq ? thresh[i] : -1;
-    thr[i] = t < 0 ? -1 : t > nbits ? nbits : t;
-  }
-  switch (slots) {
-    case 1: scan_any<K, 1>(k, db, nb, cs, thr, out); break;
-    case 2: scan_any<K, 2>(k, db, nb, cs, thr, out); break;
-    case 4: scan_any<K, 4>(k, db, nb, cs, thr, out); break;
-    default: scan_any<K, 8>(k, db, nb, cs, thr, out); break;
+              HitSink out) {
+  if constexpr (K::kPacked) {
+    for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
+      for (int g = 0; g < nq; g += kQueryBlock) {
+        const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+        HitSink o{out.idx + g * out.ld, out.dist + g * out.ld, out.count + g, out.ld};
+        QueryGroup<K>(q + g * cs, n, cs, thresh + g).scan(p, nblocks, last, j0, o);
+      }
+    });
+  } else {  // row-major: the tile is read in place, so sweep it once per query group
+    for (int g = 0; g < nq; g += kQueryBlock) {
+      const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+      HitSink o{out.idx + g * out.ld, out.dist + g * out.ld, out.count + g, out.ld};
+      const QueryGroup<K> group(q + g * cs, n, cs, thresh + g);
+      for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
+        group.scan(p, nblocks, last, j0, o);
+      });
+    }
   }
 }
 
+// Kernels::cdist_block for config K.
 template <class K>
 void run_cdist(const code_t* q, int nq, const code_t* db, std::size_t nb, std::size_t cs, dist_t* out,
                std::size_t ld) {
-  K k(cs);
-  const int slots = query_slots(nq);
-  for (int i = 0; i < slots; ++i) k.set_query(i, q + (i < nq ? i : 0) * cs, cs);
-  switch (slots) {
-    case 1: cdist_any<K, 1>(k, nq, db, nb, cs, out, ld); break;
-    case 2: cdist_any<K, 2>(k, nq, db, nb, cs, out, ld); break;
-    case 4: cdist_any<K, 4>(k, nq, db, nb, cs, out, ld); break;
-    default: cdist_any<K, 8>(k, nq, db, nb, cs, out, ld); break;
+  if constexpr (K::kPacked) {
+    for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
+      for (int g = 0; g < nq; g += kQueryBlock) {
+        const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+        QueryGroup<K>(q + g * cs, n, cs, nullptr).cdist(p, nblocks, last, j0, out + g * ld, ld);
+      }
+    });
+  } else {
+    for (int g = 0; g < nq; g += kQueryBlock) {
+      const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+      const QueryGroup<K> group(q + g * cs, n, cs, nullptr);
+      for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
+        group.cdist(p, nblocks, last, j0, out + g * ld, ld);
+      });
+    }
   }
 }
 

@@ -27,6 +27,21 @@ class TopK {
     ++hist_[d];
   }
 
+  // Appends n hits of a scan kernel: distances d[j] at indices base + rel[j] (increasing).
+  void push_hits(const std::uint16_t* d, const std::uint32_t* rel, std::size_t n, idx_t base) {
+    const std::size_t m = dist_.size();
+    dist_.resize(m + n);
+    idx_.resize(m + n);
+    for (std::size_t j = 0; j < n; ++j) {
+      dist_[m + j] = d[j];
+      idx_[m + j] = base + rel[j];
+      ++hist_[d[j]];
+    }
+  }
+
+  // Candidates held (at most k after finish()).
+  std::size_t size() const { return dist_.size(); }
+
   // Tightens the threshold once k candidates are held; compacts when the buffer grows well past k.
   void update() {
     if (k_ == 0 || dist_.size() < k_) return;
