@@ -43,11 +43,19 @@ struct Narrow {
   };
   std::size_t block_bytes = 32, words = 1;
   V q[kQueryBlock];
+  Elem qs[kQueryBlock];
 
   explicit Narrow(std::size_t) {}
+  static std::uint64_t code_mask(Mask m) { return m; }
+  unsigned code_dist(const code_t* p, int j, int i) const {
+    Elem e;
+    std::memcpy(&e, p + j * CS, CS);
+    return static_cast<unsigned>(__builtin_popcount(static_cast<unsigned>(e ^ qs[i])));
+  }
   void set_query(int i, const code_t* qi, std::size_t) {
     Elem e;
     std::memcpy(&e, qi, CS);
+    qs[i] = e;
     if constexpr (CS == 1) q[i] = _mm256_set1_epi8(static_cast<char>(e));
     if constexpr (CS == 2) q[i] = _mm256_set1_epi16(static_cast<short>(e));
     if constexpr (CS == 4) q[i] = _mm256_set1_epi32(static_cast<int>(e));
@@ -102,6 +110,7 @@ struct Row1 {  // 8-byte rows
   static constexpr bool kPacked = false, kIdentity = true;
   static constexpr int kW = 1;
   static void load(const code_t* p, V* x) { x[0] = loadv(p); }
+  static unsigned code_mask(unsigned m) { return m; }
 };
 
 struct Row2 {  // 16-byte rows: lanes hold codes 0,2,1,3
@@ -113,6 +122,7 @@ struct Row2 {  // 16-byte rows: lanes hold codes 0,2,1,3
     x[0] = _mm256_unpacklo_epi64(a, b);
     x[1] = _mm256_unpackhi_epi64(a, b);
   }
+  static unsigned code_mask(unsigned m) { return (m & 9) | ((m & 2) << 1) | ((m & 4) >> 1); }  // swap bits 1, 2
 };
 
 struct Row4 {  // 32-byte rows: a 4x4 transpose of 64-bit words
@@ -127,6 +137,7 @@ struct Row4 {  // 32-byte rows: a 4x4 transpose of 64-bit words
     x[2] = _mm256_permute2x128_si256(lo01, lo23, 0x31);
     x[3] = _mm256_permute2x128_si256(hi01, hi23, 0x31);
   }
+  static unsigned code_mask(unsigned m) { return m; }
 };
 
 template <int W>
@@ -136,6 +147,7 @@ struct Packed {  // pack_words layout, W words per code
   static void load(const code_t* p, V* x) {
     for (int w = 0; w < W; ++w) x[w] = loadv(p + 32 * w);
   }
+  static unsigned code_mask(unsigned m) { return m; }
 };
 
 // 64-bit-lane operations shared by the word layouts. Distances stay below 2^16, so the upper half of each lane
@@ -166,10 +178,23 @@ struct Words : Lanes64 {
   };
   std::size_t block_bytes, words = kW;
   V q[kQueryBlock][kW];
+  std::uint64_t qs[kQueryBlock][kW];
 
   explicit Words(std::size_t cs) : block_bytes(kPacked ? 32 * kW : 4 * cs) {}
   void set_query(int i, const code_t* qi, std::size_t cs) {
-    for (int w = 0; w < kW; ++w) q[i][w] = _mm256_set1_epi64x(static_cast<long long>(code_word(qi, cs, w)));
+    for (int w = 0; w < kW; ++w) {
+      qs[i][w] = code_word(qi, cs, w);
+      q[i][w] = _mm256_set1_epi64x(static_cast<long long>(qs[i][w]));
+    }
+  }
+  static unsigned code_mask(Mask m) { return L::code_mask(m); }
+  // Distance of the group's j-th code (row-major: row j; packed: lane j % 4 of block j / 4) to query i.
+  unsigned code_dist(const code_t* p, int j, int i) const {
+    const code_t* c = kPacked ? p + (j / 4) * block_bytes + 8 * (j % 4) : p + j * (block_bytes / 4);
+    const std::size_t step = kPacked ? 32 : 8;
+    unsigned d = 0;
+    for (int w = 0; w < kW; ++w) d += static_cast<unsigned>(__builtin_popcountll(simd::load_word(c + w * step) ^ qs[i][w]));
+    return d;
   }
   void load(const code_t* p, Block& b) const { L::load(p, b.x); }
   V dist(const Block& b, int i) const {  // byte counts of all words (<= 8 * kW each), one SAD
@@ -196,6 +221,14 @@ struct WordsAny : Lanes64 {
   std::uint64_t last[kQueryBlock];  // zero-padded last word of each query
 
   explicit WordsAny(std::size_t cs) : block_bytes(32 * ((cs + 7) / 8)), words((cs + 7) / 8) {}
+  static unsigned code_mask(Mask m) { return m; }
+  unsigned code_dist(const code_t* p, int j, int i) const {
+    const code_t* c = p + (j / 4) * block_bytes + 8 * (j % 4);
+    unsigned d = 0;
+    for (std::size_t w = 0; w + 1 < words; ++w)
+      d += static_cast<unsigned>(__builtin_popcountll(simd::load_word(c + 32 * w) ^ simd::load_word(q[i] + 8 * w)));
+    return d + static_cast<unsigned>(__builtin_popcountll(simd::load_word(c + 32 * (words - 1)) ^ last[i]));
+  }
   void set_query(int i, const code_t* qi, std::size_t cs) {
     q[i] = qi;
     last[i] = code_word(qi, cs, words - 1);

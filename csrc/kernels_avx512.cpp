@@ -41,11 +41,19 @@ struct Narrow {
   };
   std::size_t block_bytes = 64, words = 1;
   V q[kQueryBlock];
+  Elem qs[kQueryBlock];
 
   explicit Narrow(std::size_t) {}
+  static std::uint64_t code_mask(Mask m) { return m; }
+  unsigned code_dist(const code_t* p, int j, int i) const {
+    Elem e;
+    std::memcpy(&e, p + j * CS, CS);
+    return static_cast<unsigned>(__builtin_popcount(static_cast<unsigned>(e ^ qs[i])));
+  }
   void set_query(int i, const code_t* qi, std::size_t) {
     Elem e;
     std::memcpy(&e, qi, CS);
+    qs[i] = e;
     if constexpr (CS == 1) q[i] = _mm512_set1_epi8(static_cast<char>(e));
     if constexpr (CS == 2) q[i] = _mm512_set1_epi16(static_cast<short>(e));
     if constexpr (CS == 4) q[i] = _mm512_set1_epi32(static_cast<int>(e));
@@ -171,10 +179,23 @@ struct Words {
   };
   std::size_t block_bytes, words = kW;
   V q[kQueryBlock][kW];
+  std::uint64_t qs[kQueryBlock][kW];
 
   explicit Words(std::size_t cs) : block_bytes(kPacked ? 64 * kW : 8 * cs) {}
   void set_query(int i, const code_t* qi, std::size_t cs) {
-    for (int w = 0; w < kW; ++w) q[i][w] = _mm512_set1_epi64(static_cast<long long>(code_word(qi, cs, w)));
+    for (int w = 0; w < kW; ++w) {
+      qs[i][w] = code_word(qi, cs, w);
+      q[i][w] = _mm512_set1_epi64(static_cast<long long>(qs[i][w]));
+    }
+  }
+  static unsigned code_mask(Mask m) { return L::code_mask(m); }
+  // Distance of the group's j-th code (row-major: row j; packed: lane j % 8 of block j / 8) to query i.
+  unsigned code_dist(const code_t* p, int j, int i) const {
+    const code_t* c = kPacked ? p + (j / 8) * block_bytes + 8 * (j % 8) : p + j * (block_bytes / 8);
+    const std::size_t step = kPacked ? 64 : 8;
+    unsigned d = 0;
+    for (int w = 0; w < kW; ++w) d += static_cast<unsigned>(__builtin_popcountll(simd::load_word(c + w * step) ^ qs[i][w]));
+    return d;
   }
   void load(const code_t* p, Block& b) const { L::load(p, b.x); }
   V dist(const Block& b, int i) const {
@@ -211,6 +232,14 @@ struct WordsAny {
   std::uint64_t last[kQueryBlock];  // zero-padded last word of each query
 
   explicit WordsAny(std::size_t cs) : block_bytes(64 * ((cs + 7) / 8)), words((cs + 7) / 8) {}
+  static unsigned code_mask(Mask m) { return m; }
+  unsigned code_dist(const code_t* p, int j, int i) const {
+    const code_t* c = p + (j / 8) * block_bytes + 8 * (j % 8);
+    unsigned d = 0;
+    for (std::size_t w = 0; w + 1 < words; ++w)
+      d += static_cast<unsigned>(__builtin_popcountll(simd::load_word(c + 64 * w) ^ simd::load_word(q[i] + 8 * w)));
+    return d + static_cast<unsigned>(__builtin_popcountll(simd::load_word(c + 64 * (words - 1)) ^ last[i]));
+  }
   void set_query(int i, const code_t* qi, std::size_t cs) {
     q[i] = qi;
     last[i] = code_word(qi, cs, words - 1);

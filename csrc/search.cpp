@@ -56,15 +56,21 @@ std::size_t first_tile(std::size_t k, std::size_t tile) {
   return std::min(tile, std::max<std::size_t>(64, ceil_div(2 * k, 64) * 64));
 }
 
-// Hit buffers of one task: a row of `tile` slots per query. Only rows with hits are touched, so no initialisation.
+// Hit buffers of one task: a row of `tile` slots per query (the row stride `ld` is padded off multiples of 4 KiB,
+// so rows do not all map to the same cache sets). Only rows with hits are touched, so no initialisation.
 struct ScanBuffers {
-  std::size_t tile;
+  std::size_t tile, ld;
   std::unique_ptr<std::uint32_t[]> idx;
   std::unique_ptr<std::uint16_t[]> dist;
   std::vector<std::uint32_t> count;
   std::vector<int> thresh;
   ScanBuffers(int nq, std::size_t tile_)
-      : tile(tile_), idx(new std::uint32_t[nq * tile_]), dist(new std::uint16_t[nq * tile_]), count(nq), thresh(nq) {}
+      : tile(tile_),
+        ld(tile_ + 40),
+        idx(new std::uint32_t[nq * ld]),
+        dist(new std::uint16_t[nq * ld]),
+        count(nq),
+        thresh(nq) {}
 };
 
 // Streams database codes [c0, c1) past nq queries, tile by tile, each query's threshold taken from its TopK.
@@ -81,10 +87,10 @@ void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, 
     }
     if (!any) return;  // every query already holds k exact matches at distance 0
     kern.scan_block(q, nq, db + b0 * cs, n, cs, buf.thresh.data(), buf.idx.get(), buf.dist.get(), buf.count.data(),
-                    tile);
+                    buf.ld);
     for (int i = 0; i < nq; ++i) {
       if (buf.count[i] == 0) continue;
-      top[i].push_hits(buf.dist.get() + i * tile, buf.idx.get() + i * tile, buf.count[i], static_cast<idx_t>(b0));
+      top[i].push_hits(buf.dist.get() + i * buf.ld, buf.idx.get() + i * buf.ld, buf.count[i], static_cast<idx_t>(b0));
       top[i].update();
     }
   }
@@ -104,10 +110,11 @@ std::vector<int> guess_thresholds(const Kernels& kern, const code_t* q, int nq, 
   const double mean = 3.0 * static_cast<double>(k) * static_cast<double>(sample) / static_cast<double>(len);
   if (mean < 2) return guess;  // small k: streaming lets few candidates through anyway
   const double want = mean + 2 * std::sqrt(mean);
-  // Stage 1: all distances to the first `sub` codes; a low quantile of them bounds the part of the sample's
-  // distance distribution that stage 2 needs, so stage 2 gets a few hundred hits per query, not `sample`.
+  // Stage 1: all distances to the first `sub` codes; a low quantile of them (expected to hold about four times
+  // the sample hits wanted) bounds the part of the sample's distance distribution that stage 2 needs, so stage 2
+  // gets a few hundred hits per query, not `sample`.
   const std::size_t rank =
-      std::min(sub, std::max<std::size_t>(4, static_cast<std::size_t>(4.0 * want * sub / sample) + 1));
+      std::min(sub, std::max<std::size_t>(4, static_cast<std::size_t>(std::ceil(4.0 * want * sub / sample))));
   std::vector<dist_t> d(nq * sub);
   kern.cdist_block(q, nq, db, sub, cs, d.data(), sub);
   std::vector<int> bound(nq);
@@ -123,9 +130,10 @@ std::vector<int> guess_thresholds(const Kernels& kern, const code_t* q, int nq, 
   std::vector<std::uint32_t> hist(nq * width, 0);
   for (std::size_t b0 = 0; b0 < sample; b0 += tile) {
     const std::size_t n = std::min(tile, sample - b0);
-    kern.scan_block(q, nq, db + b0 * cs, n, cs, bound.data(), buf.idx.get(), buf.dist.get(), buf.count.data(), tile);
+    kern.scan_block(q, nq, db + b0 * cs, n, cs, bound.data(), buf.idx.get(), buf.dist.get(), buf.count.data(),
+                    buf.ld);
     for (int i = 0; i < nq; ++i) {
-      const std::uint16_t* hd = buf.dist.get() + i * tile;
+      const std::uint16_t* hd = buf.dist.get() + i * buf.ld;
       std::uint32_t* h = hist.data() + i * width;
       for (std::uint32_t j = 0; j < buf.count[i]; ++j) ++h[hd[j]];
     }

@@ -125,6 +125,44 @@ typename K::Mask lane_prefix(int n) {
   return m;
 }
 
+// The hits of query i in the kGroup blocks at p (first code j0). When a group fits a 64-bit mask: the blocks'
+// masks only (no distances stored), then per hit its distance by a scalar popcount, so the cost follows the
+// number of hits rather than the number of blocks.
+template <class K>
+__attribute__((always_inline)) inline std::uint32_t group_hits(const K& k, const code_t* p, int i,
+                                                               const typename K::V& t, std::size_t j0,
+                                                               const HitSink& out, int row) {
+  std::uint32_t* idx = out.idx + row * out.ld;
+  std::uint16_t* dist = out.dist + row * out.ld;
+  std::uint32_t n = out.count[row];
+  if constexpr (K::kLanes * K::kGroup <= 64) {
+    std::uint64_t bits = 0;
+    for (int g = 0; g < K::kGroup; ++g) {
+      typename K::Block blk;
+      k.load(p + g * k.block_bytes, blk);
+      bits |= static_cast<std::uint64_t>(K::code_mask(K::le(k.dist(blk, i), t))) << (g * K::kLanes);
+    }
+    while (bits) {
+      const int j = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      idx[n] = static_cast<std::uint32_t>(j0 + j);
+      dist[n++] = static_cast<std::uint16_t>(k.code_dist(p, j, i));
+    }
+  } else {
+    for (int g = 0; g < K::kGroup; ++g) {
+      typename K::Block blk;
+      k.load(p + g * k.block_bytes, blk);
+      const typename K::V d = k.dist(blk, i);
+      const typename K::Mask m = K::le(d, t);
+      if (m) n = emit<K>(d, m, j0 + g * K::kLanes, idx, dist, n);
+    }
+  }
+  return n;
+}
+
+// Groups with hits noted before they are scanned again (scan_blocks).
+constexpr std::size_t kPending = 256;
+
 // Threshold scan of nq <= NQ queries (set in k) over `nblocks` blocks at db; the last block holds `last` codes
 // (it is still readable as a full block). Hits are reported with code index j0 + position.
 template <class K, int NQ>
@@ -137,8 +175,19 @@ void scan_blocks(const K& k, const code_t* db, std::size_t nblocks, int last, st
   const std::size_t bb = k.block_bytes;
   const std::size_t nfull = last == K::kLanes ? nblocks : nblocks - 1;
   std::size_t b = 0;
-  // Fast loop: per query, the lane-wise minimum over kGroup blocks, compared once with the threshold. Only a
-  // group with a hit is scanned again, block by block and only for the queries that hit.
+  // Fast loop: per query, the lane-wise minimum over kGroup blocks, compared once with the threshold. A group
+  // with a hit is only noted (branch-free, per query) and scanned again later, so a hit costs no mispredicted
+  // branch beyond the group's.
+  std::uint32_t pending[kPending];
+  std::size_t np = 0;
+  auto flush = [&] {
+    for (std::size_t e = 0; e < np; ++e) {
+      const std::size_t g0 = pending[e] / kQueryBlock;
+      const int i = static_cast<int>(pending[e] % kQueryBlock);
+      out.count[i] = group_hits<K>(k, db + g0 * bb, i, tv[i], j0 + g0 * K::kLanes, out, i);
+    }
+    np = 0;
+  };
   for (; b + K::kGroup <= nfull; b += K::kGroup) {
     V acc[NQ];
     {
@@ -155,21 +204,13 @@ void scan_blocks(const K& k, const code_t* db, std::size_t nblocks, int last, st
     for (int i = 0; i < NQ; ++i) any |= K::le(acc[i], tv[i]);
     if (__builtin_expect(any != 0, 0)) {
       for (int i = 0; i < NQ; ++i) {
-        if (!K::le(acc[i], tv[i])) continue;
-        std::uint32_t* idx = out.idx + i * out.ld;
-        std::uint16_t* dist = out.dist + i * out.ld;
-        std::uint32_t n = out.count[i];
-        for (int g = 0; g < K::kGroup; ++g) {
-          typename K::Block blk;
-          k.load(db + (b + g) * bb, blk);
-          const V d = k.dist(blk, i);
-          const Mask m = K::le(d, tv[i]);
-          if (K::kCompressEmit || m) n = emit<K>(d, m, j0 + (b + g) * K::kLanes, idx, dist, n);
-        }
-        out.count[i] = n;
+        pending[np] = static_cast<std::uint32_t>(b * kQueryBlock + i);
+        np += K::le(acc[i], tv[i]) != 0;
       }
+      if (np + NQ > kPending) flush();
     }
   }
+  flush();
   for (; b < nblocks; ++b) {
     typename K::Block blk;
     k.load(db + b * bb, blk);
