@@ -5,15 +5,16 @@
 #include "xmhash/hd.hpp"
 #include "xmhash/types.hpp"
 
-#if defined(__CUDACC__)
-#define XMHASH_POPCNT64(x) __popcll(x)
-#else
-#define XMHASH_POPCNT64(x) __builtin_popcountll(x)
-#endif
-
 namespace xmhash {
 
-XMHASH_HD int popcount64(std::uint64_t x) { return XMHASH_POPCNT64(x); }
+// __popcll exists only in nvcc's device pass; the host pass of a __host__ __device__ function uses the builtin.
+XMHASH_HD int popcount64(std::uint64_t x) {
+#if defined(__CUDA_ARCH__)
+  return __popcll(x);
+#else
+  return __builtin_popcountll(x);
+#endif
+}
 
 // Loads 8 bytes without alignment or aliasing assumptions (codes are byte arrays).
 XMHASH_HD std::uint64_t load_u64(const code_t* p) {
