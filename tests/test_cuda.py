@@ -7,6 +7,9 @@ reason the GPU can be missing. Tests marked `cuda` compare every CUDA result wit
 inputs; conftest skips them, with the reason, when no usable GPU (or no CUDA-enabled torch) is present.
 """
 
+import ctypes
+import types
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -31,6 +34,17 @@ def _misaligned(a: np.ndarray) -> np.ndarray:
     view = buf[1:].reshape(a.shape)
     view[...] = a
     return view
+
+
+def _data(nq, nb, nbytes, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    return _codes(rng, nq, nbytes, ties), _codes(rng, nb, nbytes, ties)
+
+
+def _assert_range(res, ref):
+    np.testing.assert_array_equal(np.asarray(res.lims), ref.lims)
+    np.testing.assert_array_equal(np.asarray(res.distances), ref.distances)
+    np.testing.assert_array_equal(np.asarray(res.indices), ref.indices)
 
 
 # ---------------------------------------------------------------------------------------- shared logic, on CPU
@@ -204,6 +218,195 @@ def test_build_info_reports_cuda_facts():
         assert info["cuda_architectures"] == "" and info["cuda_devices"] == 0
 
 
+# ---------------------------------------------------------------------------------------- the Python glue, faked GPU
+# The launchers replaced by CPU fakes with the same signatures (raw addresses, shapes, device, stream) that
+# read and write memory at those addresses; torch CPU tensors stand in for CUDA tensors. This checks what
+# python/xmhash/_cuda.py does around the kernels (input checks, packing on the device, pointers, the
+# count -> total -> fill protocol of radius lookup, result types) without a GPU; the selection itself is the
+# CPU model of the kernels' logic.
+
+
+def _mem(addr, n, dtype):
+    dtype = np.dtype(dtype)
+    if n == 0:
+        return np.zeros(0, dtype)
+    return np.frombuffer((ctypes.c_char * (n * dtype.itemsize)).from_address(addr), dtype=dtype)
+
+
+def _fake_inputs(q, nq, db, nb, cs):
+    return _mem(q, nq * cs, np.uint8).reshape(nq, cs), _mem(db, nb * cs, np.uint8).reshape(nb, cs)
+
+
+def _fake_cdist(q, nq, db, nb, cs, out, device, stream):
+    qa, dba = _fake_inputs(q, nq, db, nb, cs)
+    _mem(out, nq * nb, np.int32)[:] = ref_cdist(qa, dba).ravel()
+
+
+def _fake_knn(q, nq, db, nb, cs, k, D, I, ws, ws_bytes, device, stream):
+    assert ws_bytes == 4096 and ws != 0
+    qa, dba = _fake_inputs(q, nq, db, nb, cs)
+    lims, d, i = _core._select_by_units(qa, dba, cs * 8, k, 5, 32)
+    Dm, Im = _mem(D, nq * k, np.int32).reshape(nq, k), _mem(I, nq * k, np.int64).reshape(nq, k)
+    Dm[:], Im[:] = cs * 8 + 1, -1
+    for row in range(nq):
+        a, b = lims[row], lims[row + 1]
+        Dm[row, : b - a], Im[row, : b - a] = d[a:b], i[a:b]
+
+
+def _fake_range_count(q, nq, db, nb, cs, limit, k, lims, ws, ws_bytes, device, stream):
+    _mem(lims, nq + 1, np.int64)[:] = _core._select_by_units(*_fake_inputs(q, nq, db, nb, cs), limit, k, 5, 32)[0]
+
+
+def _fake_range_fill(q, nq, db, nb, cs, limit, k, lims, D, I, ws, ws_bytes, device, stream):
+    rl, rd, ri = _core._select_by_units(*_fake_inputs(q, nq, db, nb, cs), limit, k, 5, 32)
+    np.testing.assert_array_equal(_mem(lims, nq + 1, np.int64), rl)  # the lims range_count wrote
+    _mem(D, rd.size, np.int32)[:], _mem(I, ri.size, np.int64)[:] = rd, ri
+
+
+def _fake_metric_histograms(q, nq, db, nb, cs, ql, dl, lb, qc, dc, n_at, r_at, device, stream):
+    qa, dba = _fake_inputs(q, nq, db, nb, cs)
+    if ql:
+        rel = (_mem(ql, nq * lb, np.uint8).reshape(nq, 1, lb) & _mem(dl, nb * lb, np.uint8).reshape(1, nb, lb)).any(-1)
+    else:
+        rel = _mem(qc, nq, np.int64)[:, None] == _mem(dc, nb, np.int64)[None, :]
+    dist, nbins = ref_cdist(qa, dba), cs * 8 + 1
+    count = lambda rows: np.concatenate([np.bincount(r, minlength=nbins) for r in rows])  # noqa: E731
+    _mem(n_at, nq * nbins, np.int32)[:] = count(dist)
+    _mem(r_at, nq * nbins, np.int32)[:] = count([r[m] for r, m in zip(dist, rel)])
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(_cuda, "_probe", lambda: (True, 1, ""))
+    monkeypatch.setattr(_cuda, "_is_cuda_tensor", _cuda.is_torch_tensor)
+    monkeypatch.setattr(_cuda, "_target_device", lambda torch, device, inputs: torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(cuda_stream=0))
+    fakes = dict(cuda_cdist=_fake_cdist, cuda_knn=_fake_knn, cuda_range_count=_fake_range_count,
+                 cuda_range_fill=_fake_range_fill, cuda_metric_histograms=_fake_metric_histograms,
+                 cuda_select_workspace=lambda nq, nb, cs, limit, k, device: 4096)
+    for name, fn in fakes.items():
+        monkeypatch.setattr(_core, name, fn, raising=False)
+    return torch
+
+
+@pytest.mark.parametrize("nq, nb", [(0, 5), (4, 0), (1, 1), (6, 300)])
+def test_glue_numpy_inputs_on_device_cuda(fake_gpu, nq, nb):
+    q, db = _data(nq, nb, 8, seed=nq + nb, ties=nb == 300)
+    out = xmhash.cdist(q, db, device="cuda")
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, xmhash.cdist(q, db))
+    for k in (1, 4, nb + 2):
+        for got, ref in zip(xmhash.knn(q, db, k, device="cuda"), xmhash.knn(q, db, k)):
+            assert isinstance(got, np.ndarray) and got.dtype == ref.dtype
+            np.testing.assert_array_equal(got, ref)
+    for radius in (0, 30, 64, 99):
+        _assert_range(xmhash.range_search(q, db, radius, device="cuda"), xmhash.range_search(q, db, radius))
+        _assert_range(xmhash.search(q, db, k=3, radius=radius, device="cuda"), xmhash.search(q, db, k=3, radius=radius))
+
+
+def test_glue_tensor_inputs_give_tensors(fake_gpu):
+    torch = fake_gpu
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((5, 64)).astype(np.float32), rng.standard_normal((200, 64)).astype(np.float32)
+    x[0, :3] = 0.0  # x >= 0 -> 1 on the device too
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    D, I = xmhash.knn(tx, ty, 7)  # "auto": tensors on the (fake) device
+    assert torch.is_tensor(D) and D.dtype == torch.int32 and I.dtype == torch.int64
+    rD, rI = xmhash.knn(x, y, 7)
+    np.testing.assert_array_equal(D.numpy(), rD)
+    np.testing.assert_array_equal(I.numpy(), rI)
+    np.testing.assert_array_equal(_cuda._pack_on_device(torch, tx, "x").numpy(), xmhash.pack(x))
+    np.testing.assert_array_equal(_cuda._pack_on_device(torch, ty > 0, "x").numpy(), xmhash.pack(y > 0))
+    codes = torch.from_numpy(xmhash.pack(y))
+    strided = torch.cat([codes, codes], 1)[:, 8:]
+    assert not strided.is_contiguous()
+    np.testing.assert_array_equal(xmhash.knn(tx[0], strided, 7)[1].numpy(), rI[:1])  # 1-D query, strided db
+    res = xmhash.range_search(tx, codes, 25)
+    assert torch.is_tensor(res.lims) and torch.is_tensor(res.counts)
+    ref = xmhash.range_search(x, y, 25)
+    _assert_range(res, ref)
+    np.testing.assert_array_equal(res.counts.numpy(), ref.counts)
+    np.testing.assert_array_equal(res[1][0].numpy(), ref[1][0])
+
+
+def test_glue_bad_device_inputs(fake_gpu):
+    torch = fake_gpu
+    t = torch.zeros((4, 8), dtype=torch.uint8)
+    with pytest.raises(TypeError, match="queries must be packed uint8 codes, or bool / floating-point bits to pack, "
+                                        "got dtype torch.int32"):
+        xmhash.knn(t.to(torch.int32), t, 2)
+    with pytest.raises(ValueError, match="database contains NaN"):
+        xmhash.knn(torch.zeros(2, 8), torch.full((3, 8), float("nan")), 2)
+    with pytest.raises(ValueError, match="same code width, got 64 and 32 bits"):
+        xmhash.knn(t, t[:, :4], 2)
+    with pytest.raises(ValueError, match="must have a number of bits .* positive multiple of 8, got 12"):
+        xmhash.knn(torch.zeros(2, 12), t, 2)
+    with pytest.raises(ValueError, match="queries must be a 2-D array"):
+        xmhash.knn(torch.zeros((2, 2, 8), dtype=torch.uint8), t, 2)
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        xmhash.knn(t, t, 0)
+    with pytest.raises(ValueError, match="radius must be >= 0, got -1"):
+        xmhash.range_search(t, t, -1)
+    with pytest.raises(ValueError, match=r"threads must be an int >= 0"):
+        xmhash.knn(t, t, 2, threads=-1)
+
+
+def test_glue_index_database_including_mmap(fake_gpu, tmp_path):
+    q, db = _data(3, 100, 16, seed=9)
+    index = xmhash.HammingIndex(128)
+    index.add(db)
+    index.save(tmp_path / "db.xmh")
+    mapped = xmhash.HammingIndex.load(tmp_path / "db.xmh", mmap=True)  # read-only codes
+    for idx in (index, mapped):
+        for got, ref in zip(xmhash.knn(q, idx, 5, device="cuda"), xmhash.knn(q, db, 5)):
+            np.testing.assert_array_equal(got, ref)
+
+
+def test_glue_target_device(monkeypatch):
+    torch = pytest.importorskip("torch")
+
+    class FakeCudaTensor:
+        def __init__(self, index):
+            self.device = torch.device("cuda", index)
+
+    monkeypatch.setattr(_cuda, "_is_cuda_tensor", lambda x: isinstance(x, FakeCudaTensor))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    pick = lambda device, *inputs: _cuda._target_device(torch, device, inputs)  # noqa: E731
+    arr = np.zeros((1, 8), np.uint8)
+    assert pick("cuda", arr, arr) == torch.device("cuda", 1)  # the current device
+    assert pick("cuda:0", arr, arr) == torch.device("cuda", 0)
+    assert pick("auto", FakeCudaTensor(0), arr) == torch.device("cuda", 0)  # where the tensors are
+    assert pick("cuda:1", FakeCudaTensor(1), FakeCudaTensor(1)) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"device='cuda:2': only 2 CUDA device\(s\) visible"):
+        pick("cuda:2", arr, arr)
+    with pytest.raises(ValueError, match=r"inputs are on different devices: \['cuda:0', 'cuda:1'\]"):
+        pick("auto", FakeCudaTensor(0), FakeCudaTensor(1))
+    with pytest.raises(ValueError, match="device='cuda:0' was given tensors on cuda:1"):
+        pick("cuda:0", FakeCudaTensor(1), arr)
+
+
+@pytest.mark.parametrize("label_form", ["bits", "class"])
+def test_glue_metric_histograms(fake_gpu, label_form):
+    rng = np.random.default_rng(10)
+    q, db = _data(4, 90, 2, seed=10)
+    if label_form == "bits":
+        ql, dl = xmhash.pack(rng.random((4, 16)) < 0.2), xmhash.pack(rng.random((90, 16)) < 0.2)
+        rel = (ql[:, None, :] & dl[None, :, :]).any(-1)
+    else:
+        ql, dl = rng.integers(0, 3, 4), rng.integers(0, 3, 90)
+        rel = ql[:, None] == dl[None, :]
+    n_at, r_at = _cuda.metric_histograms(q, db, ql, dl, device="cuda")
+    dist = ref_cdist(q, db)
+    np.testing.assert_array_equal(n_at, np.stack([np.bincount(r, minlength=17) for r in dist]))
+    np.testing.assert_array_equal(r_at, np.stack([np.bincount(r[m], minlength=17) for r, m in zip(dist, rel)]))
+    with pytest.raises(ValueError, match="one row per code"):
+        _cuda.metric_histograms(q, db, ql[:3], dl, device="cuda")
+    with pytest.raises(TypeError, match="q_labels must be packed label rows"):
+        _cuda.metric_histograms(q, db, ql.astype(np.float32), dl, device="cuda")
+
+
 # ---------------------------------------------------------------------------------------- on a GPU
 
 CODE_SIZES = [1, 3, 4, 8, 12, 16, 24, 32, 65, 512]
@@ -212,17 +415,6 @@ CODE_SIZES = [1, 3, 4, 8, 12, 16, 24, 32, 65, 512]
 @pytest.fixture(scope="module")
 def torch():
     return pytest.importorskip("torch")
-
-
-def _data(nq, nb, nbytes, seed=0, ties=False):
-    rng = np.random.default_rng(seed)
-    return _codes(rng, nq, nbytes, ties), _codes(rng, nb, nbytes, ties)
-
-
-def _assert_range(res, ref):
-    np.testing.assert_array_equal(np.asarray(res.lims), ref.lims)
-    np.testing.assert_array_equal(np.asarray(res.distances), ref.distances)
-    np.testing.assert_array_equal(np.asarray(res.indices), ref.indices)
 
 
 @pytest.mark.cuda

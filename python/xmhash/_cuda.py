@@ -116,6 +116,11 @@ def _target_device(torch, device, inputs):
     return asked
 
 
+def _host_to_device(torch, arr: np.ndarray, dev):
+    # Read-only arrays (memory-mapped index files) are copied on the host first: torch tensors are writable.
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy()).to(dev)
+
+
 def _pack_on_device(torch, t, name: str):
     """xmhash.pack for a bool / floating-point CUDA tensor, on the device (same rules and messages)."""
     if t.ndim == 1:
@@ -142,7 +147,7 @@ def _device_codes(torch, x, name: str, dev):
     if isinstance(x, HammingIndex):
         x = x.codes
     if not _is_cuda_tensor(x):
-        return torch.from_numpy(codes_or_pack(x, name)).to(dev)
+        return _host_to_device(torch, codes_or_pack(x, name), dev)
     t = x.detach()
     if t.dtype == torch.bool or t.is_floating_point():
         return _pack_on_device(torch, t, name)
@@ -264,7 +269,7 @@ def metric_histograms(q_codes, db_codes, q_labels, db_labels, *, device="auto"):
 
 
 def _device_labels(torch, x, name, dev):
-    t = x.detach() if is_torch_tensor(x) else torch.from_numpy(np.ascontiguousarray(x))
+    t = x.detach() if is_torch_tensor(x) else _host_to_device(torch, np.ascontiguousarray(x), dev)
     if not ((t.dtype == torch.uint8 and t.ndim == 2 and t.shape[1] > 0) or (t.dtype == torch.int64 and t.ndim == 1)):
         raise TypeError(f"{name} must be packed label rows (uint8, 2-D) or class ids (int64, 1-D), got "
                         f"{t.dtype} with {t.ndim} dimensions")
