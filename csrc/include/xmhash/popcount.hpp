@@ -5,16 +5,15 @@
 #include "xmhash/hd.hpp"
 #include "xmhash/types.hpp"
 
+#if defined(__CUDA_ARCH__)  // device pass of nvcc; the host pass uses the compiler builtin
+#define XMHASH_POPCNT64(x) __popcll(x)
+#else
+#define XMHASH_POPCNT64(x) __builtin_popcountll(x)
+#endif
+
 namespace xmhash {
 
-// __popcll exists only in nvcc's device pass; the host pass of a __host__ __device__ function uses the builtin.
-XMHASH_HD int popcount64(std::uint64_t x) {
-#if defined(__CUDA_ARCH__)
-  return __popcll(x);
-#else
-  return __builtin_popcountll(x);
-#endif
-}
+XMHASH_HD int popcount64(std::uint64_t x) { return XMHASH_POPCNT64(x); }
 
 // Loads 8 bytes without alignment or aliasing assumptions (codes are byte arrays).
 XMHASH_HD std::uint64_t load_u64(const code_t* p) {
