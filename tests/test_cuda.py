@@ -7,6 +7,7 @@ reason the GPU can be missing. Tests marked `cuda` compare every CUDA result wit
 inputs; conftest skips them, with the reason, when no usable GPU (or no CUDA-enabled torch) is present.
 """
 
+import contextlib
 import ctypes
 import types
 
@@ -282,6 +283,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(_cuda, "_is_cuda_tensor", _cuda.is_torch_tensor)
     monkeypatch.setattr(_cuda, "_target_device", lambda torch, device, inputs: torch.device("cpu"))
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(cuda_stream=0))
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
     fakes = dict(cuda_cdist=_fake_cdist, cuda_knn=_fake_knn, cuda_range_count=_fake_range_count,
                  cuda_range_fill=_fake_range_fill, cuda_metric_histograms=_fake_metric_histograms,
                  cuda_select_workspace=lambda nq, nb, cs, limit, k, device: 4096)

@@ -187,6 +187,16 @@ class _Call:
         self.index = self.dev.index
         self.stream = torch.cuda.current_stream(self.dev).cuda_stream
 
+    def __enter__(self):
+        # Launch with the tensors' device current in torch too: the kernels' runtime then finds it current
+        # and need not switch devices (which could create a context on another GPU).
+        self._device_ctx = self.torch.cuda.device(self.dev)
+        self._device_ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._device_ctx.__exit__(*exc)
+
     def empty(self, shape, dtype):
         return self.torch.empty(shape, dtype=dtype, device=self.dev)
 
@@ -202,41 +212,42 @@ class _Call:
 
 
 def cdist(queries, database, *, device="auto"):
-    c = _Call(device, queries, database)
-    out = c.empty((c.nq, c.nb), c.torch.int32)
-    _core.cuda_cdist(c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, out.data_ptr(), c.index, c.stream)
-    return c.out(out)
+    with _Call(device, queries, database) as c:
+        out = c.empty((c.nq, c.nb), c.torch.int32)
+        _core.cuda_cdist(c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, out.data_ptr(), c.index, c.stream)
+        return c.out(out)
 
 
 def knn(queries, database, k: int, *, device="auto"):
     from .search import check_k
 
     k = check_k(k)
-    c = _Call(device, queries, database)
-    D = c.empty((c.nq, k), c.torch.int32)
-    I = c.empty((c.nq, k), c.torch.int64)
-    ws, n = c.workspace(c.cs * 8, k)
-    _core.cuda_knn(c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, k, D.data_ptr(), I.data_ptr(), ws.data_ptr(),
-                   n, c.index, c.stream)
-    return c.out(D), c.out(I)
+    with _Call(device, queries, database) as c:
+        D = c.empty((c.nq, k), c.torch.int32)
+        I = c.empty((c.nq, k), c.torch.int64)
+        ws, n = c.workspace(c.cs * 8, k)
+        _core.cuda_knn(c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, k, D.data_ptr(), I.data_ptr(),
+                       ws.data_ptr(), n, c.index, c.stream)
+        return c.out(D), c.out(I)
 
 
 def range_search(queries, database, radius: int, *, k: int | None = None, device="auto"):
     """Radius lookup (at most k per query when k is given) in three steps: count, read the total, fill."""
     from .search import RangeResult, check_k, check_radius
 
-    c = _Call(device, queries, database)
-    r = check_radius(radius, c.cs * 8)
-    cap = 0 if k is None else check_k(k)
-    lims = c.empty(c.nq + 1, c.torch.int64)
-    ws, n = c.workspace(r, cap)
-    args = (c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, r, cap)
-    _core.cuda_range_count(*args, lims.data_ptr(), ws.data_ptr(), n, c.index, c.stream)
-    total = int(lims[-1])  # waits for the count pass: the outputs' size
-    D = c.empty(total, c.torch.int32)
-    I = c.empty(total, c.torch.int64)
-    _core.cuda_range_fill(*args, lims.data_ptr(), D.data_ptr(), I.data_ptr(), ws.data_ptr(), n, c.index, c.stream)
-    return RangeResult(c.out(lims), c.out(D), c.out(I))
+    with _Call(device, queries, database) as c:
+        r = check_radius(radius, c.cs * 8)
+        cap = 0 if k is None else check_k(k)
+        lims = c.empty(c.nq + 1, c.torch.int64)
+        ws, n = c.workspace(r, cap)
+        args = (c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, r, cap)
+        _core.cuda_range_count(*args, lims.data_ptr(), ws.data_ptr(), n, c.index, c.stream)
+        total = int(lims[-1])  # waits for the count pass: the outputs' size
+        D = c.empty(total, c.torch.int32)
+        I = c.empty(total, c.torch.int64)
+        _core.cuda_range_fill(*args, lims.data_ptr(), D.data_ptr(), I.data_ptr(), ws.data_ptr(), n, c.index,
+                              c.stream)
+        return RangeResult(c.out(lims), c.out(D), c.out(I))
 
 
 def metric_histograms(q_codes, db_codes, q_labels, db_labels, *, device="auto"):
@@ -246,7 +257,11 @@ def metric_histograms(q_codes, db_codes, q_labels, db_labels, *, device="auto"):
     Labels are normalised already: packed multi-hot rows (uint8, 2-D, same width; relevant = the rows share a
     class) or class ids (int64, 1-D; relevant = equal ids), as numpy arrays or tensors.
     """
-    c = _Call(device, q_codes, db_codes)
+    with _Call(device, q_codes, db_codes) as c:
+        return _metric_histograms(c, q_labels, db_labels)
+
+
+def _metric_histograms(c, q_labels, db_labels):
     torch = c.torch
     ql, dl = (_device_labels(torch, x, name, c.dev) for x, name in ((q_labels, "q_labels"), (db_labels, "db_labels")))
     if ql.shape[0] != c.nq or dl.shape[0] != c.nb:
