@@ -17,7 +17,7 @@ import numpy as np
 from ._native import _core
 from .codes import codes_or_pack, is_torch_tensor
 
-__all__ = ["unavailable_reason", "require_cuda", "use_cuda"]
+__all__ = ["cdist", "knn", "metric_histograms", "range_search", "require_cuda", "unavailable_reason", "use_cuda"]
 
 _CUDA_ERROR_NO_DEVICE = 100  # cudaErrorNoDevice: a driver answered but sees no device
 
