@@ -55,6 +55,20 @@ def _tokens(x, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
+def _index_array(idx, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(idx) if isinstance(idx, range) else _to_numpy(idx, name).reshape(-1)
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer item indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0 or arr.max() >= n:
+        raise ValueError(f"{name} has indices outside 0..{n - 1} (found {int(arr.min())}..{int(arr.max())})")
+    if np.unique(arr).size != arr.size:
+        raise ValueError(f"{name} repeats item indices")
+    return arr
+
+
 def _split_indices(splits, n: int) -> dict[str, np.ndarray]:
     if splits is None:
         return {}
@@ -64,20 +78,7 @@ def _split_indices(splits, n: int) -> dict[str, np.ndarray]:
     for name, idx in splits.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"split names must be non-empty strings, got {name!r}")
-        arr = _to_numpy(idx, f"splits[{name!r}]").reshape(-1) if not isinstance(idx, range) else np.asarray(idx)
-        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-            if arr.size == 0:
-                arr = arr.astype(np.int64)
-            else:
-                raise TypeError(f"splits[{name!r}] must hold integer item indices, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
-        if arr.size and (arr.min() < 0 or arr.max() >= n):
-            raise ValueError(
-                f"splits[{name!r}] has indices outside 0..{n - 1} (found {int(arr.min())}..{int(arr.max())})"
-            )
-        if np.unique(arr).size != arr.size:
-            raise ValueError(f"splits[{name!r}] repeats item indices")
-        out[name] = arr
+        out[name] = _index_array(idx, n, f"splits[{name!r}]")
     return out
 
 
@@ -156,8 +157,8 @@ class CrossModalData:
 
     # ------------------------------------------------------------------ views
     def subset(self, indices, *, name: str | None = None) -> CrossModalData:
-        """A view over ``indices`` (integer item indices, any order) with the same interface."""
-        idx = _split_indices({"indices": indices}, len(self))["indices"]
+        """A view over ``indices`` (distinct integer item indices, any order) with the same interface."""
+        idx = _index_array(indices, len(self), "indices")
         root = self._root if self._root is not None else self
         view = object.__new__(CrossModalData)
         view._root = root

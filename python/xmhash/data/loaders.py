@@ -238,7 +238,7 @@ def _read_parts(layout, files, dataset, n_items, progress, image_root, image_siz
                                    square_default=transposed, progress=progress, what="text")
     image, img_note = _image_side(layout, r("image"), files, n, transposed, progress, image_root, image_size)
     notes += [text_note, img_note]
-    origins = {role: str(layout.roles[r(role)][0]) + ":" + layout.roles[r(role)][1] for role in ("image", "text", "labels")}
+    origins = {role: layout.roles[r(role)] for role in ("image", "text", "labels")}
     return _Part(image, text, labels, name, origins, notes, split)
 
 
@@ -274,8 +274,18 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
     if len(c_set) != 1:
         raise ValueError(f"{layout.anchor}: blocks have different label counts {sorted(c_set)}")
     c = c_set.pop()
-    dataset = _resolve_dataset(user_dataset, first.dataset, c, f"{first.origins['labels']} ({c} labels)")
+    lab_path, lab_key = first.origins["labels"]
+    lab_desc = f"{_origin(lab_path, lab_key)} (shape {tuple(first.labels.shape)})"
+    dataset = _resolve_dataset(user_dataset, first.dataset, c, lab_desc)
     notes = [n for p in parts for n in p.notes]
+    ds_desc = _ds.DATASETS[dataset].description if dataset else "unknown dataset"
+    logger.info("%s: dataset %s (%s); variant %s: %s", layout.anchor, dataset or "?", ds_desc, layout.variant,
+                VARIANTS[layout.variant])
+    for note in notes + layout.notes:
+        logger.info("  %s", note)
+    spec = _ds.DATASETS.get(dataset) if dataset else None
+    if spec is not None and spec.text_dim and first.text.shape[1] != spec.text_dim:
+        logger.info("  text has %d dimensions (the published release has %d)", first.text.shape[1], spec.text_dim)
     for p in parts[1:]:
         if p.text.shape[1] != first.text.shape[1]:
             raise ValueError(f"{layout.anchor}: text blocks have different widths ({first.text.shape} vs {p.text.shape})")
@@ -290,12 +300,13 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
             file_splits[p.split] = np.arange(start, start + p.labels.shape[0], dtype=np.int64)
             start += p.labels.shape[0]
         notes.append(_overlap_note(parts))
+        logger.info("  %s", notes[-1])
 
     # Items with no label: counted, then kept, dropped or refused.
     empty = unlabeled_rows(labels)
     unl = {"policy": unlabeled, "count": int(empty.size)}
     if empty.size:
-        where = f"{first.origins['labels']} (shape {tuple(labels.shape)})"
+        where = f"{_origin(lab_path, lab_key)} (shape {tuple(labels.shape)}, items x labels)"
         if unlabeled == "error":
             raise ValueError(f"{where}: {empty.size} item(s) have no label (first: {empty[:5].tolist()}); "
                              "pass unlabeled='keep' or 'drop'")
@@ -313,9 +324,9 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
         "dataset": dataset,
         "variant": layout.variant,
         "source": str(layout.anchor),
-        "files": sorted({o.rsplit(":", 1)[0] for p in parts for o in p.origins.values()}),
-        "keys": {role: o for role, o in first.origins.items()} if len(parts) == 1 else
-                {f"{role}@{p.split}": o for p in parts for role, o in p.origins.items()},
+        "files": sorted({str(path) for p in parts for path, _ in p.origins.values()}),
+        "keys": {f"{role}@{p.split}" if p.split else role: f"{path.name}:{key}"
+                 for p in parts for role, (path, key) in p.origins.items()},
         "image_kind": layout.image_kind if layout.image_kind != "files" else "raw (image files)",
         "orientation": notes,
         "unlabeled": unl,
@@ -336,11 +347,6 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
     else:
         out_splits, split_info = _standard(layout, labels, dataset, splits=splits, seed=seed, val_size=val_size, save=save)
     provenance["splits"] = split_info
-    ds_desc = _ds.DATASETS[dataset].description if dataset else "unknown dataset"
-    logger.info("%s: dataset %s (%s); variant %s: %s", layout.anchor, dataset or "?", ds_desc, layout.variant,
-                VARIANTS[layout.variant])
-    for note in notes + layout.notes:
-        logger.info("  %s", note)
     if unl["count"] == 0:
         logger.info("  every item has at least one label")
     return CrossModalData(image, text, labels, splits=out_splits, provenance=provenance,

@@ -72,10 +72,11 @@ def standard_splits(
     q = _size(query_size if query_size is not None else spec.query, "query_size")
     t = _size(train_size if train_size is not None else spec.train, "train_size")
     v = _size(val_size if val_size is not None else t // 10, "val_size")
+    protocol_of = f" (the {spec.name} protocol)" if spec is not None else ""
     if q < 1 or q >= n:
-        raise ValueError(f"query_size must be in 1..n-1 = 1..{n - 1} for {n} items, got {q}")
+        raise ValueError(f"query_size must be in 1..{n - 1} for {n} items, got {q}{protocol_of}")
     if t > n - q:
-        raise ValueError(f"train_size {t} exceeds the {n - q} retrieval items ({n} items - {q} queries)")
+        raise ValueError(f"train_size {t}{protocol_of} exceeds the {n - q} retrieval items ({n} items - {q} queries)")
     if v >= t:
         raise ValueError(f"val_size {v} must be smaller than the training draw ({t}): val is carved from it")
     if protocol == "random":
