@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -25,6 +27,13 @@ def make(n=40, d=8, t=6, c=5, seed=0, **kw):
     labels = (rng.random((n, c)) < 0.3).astype(np.uint8)
     labels[np.arange(n), rng.integers(0, c, n)] = 1
     return xd.CrossModalData(rng.random((n, d)), (rng.random((n, t)) < 0.3).astype(np.float64), labels, **kw)
+
+
+def test_importing_xmhash_data_does_not_import_heavy_modules():
+    code = ("import sys, xmhash, xmhash.data; "
+            "print(sorted({'torch', 'h5py', 'scipy', 'tqdm', 'PIL', 'matplotlib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
 
 
 # --------------------------------------------------------------------------- CrossModalData
@@ -160,6 +169,18 @@ def test_random_split_is_seeded_and_dcmh_split_is_deterministic():
 def test_standard_splits_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         xd.standard_splits(**kwargs)
+
+
+def test_standard_split_of_a_file_too_small_for_the_protocol(tmp_path):
+    import h5py
+
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "small.h5", "w") as f:
+        f["XAll"], f["YAll"], f["LAll"] = rng.random((100, 4)), rng.random((100, 3)), np.eye(100, 24)
+    with pytest.raises(ValueError, match=r"small.h5: query_size must be in 1..99 for 100 items, got 2000 \(the "
+                                         r"mirflickr25k protocol\); pass splits='none'"):
+        xd.load(tmp_path / "small.h5")
+    assert xd.load(tmp_path / "small.h5", splits="none").splits == {}
 
 
 def test_split_index_file_is_written_next_to_the_data_and_reused(tmp_path, caplog):

@@ -393,4 +393,10 @@ def _standard(layout, labels, dataset, *, splits, seed, val_size, save):
         logger.warning("  no standard split for an unknown dataset; pass dataset= or build one with "
                        "xmhash.data.standard_splits(n, query_size=..., train_size=...)")
         return {}, {"protocol": "none (unknown dataset)"}
-    return splits_for(layout.anchor, labels, dataset, protocol=protocol, seed=seed, val_size=val_size, save=save)
+    try:
+        return splits_for(layout.anchor, labels, dataset, protocol=protocol, seed=seed, val_size=val_size, save=save)
+    except ValueError as exc:
+        if "protocol" in str(exc) and "index file" not in str(exc):
+            raise ValueError(f"{layout.anchor}: {exc}; pass splits='none' (and build splits with "
+                             "xmhash.data.standard_splits(n, query_size=..., train_size=...)) for a smaller file") from None
+        raise
