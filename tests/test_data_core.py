@@ -242,6 +242,12 @@ def test_save_load_round_trip_with_tokens_names_and_provenance(tmp_path):
         assert f["text"].dtype == np.uint8 and f["labels"].dtype == np.uint8  # compact where lossless
         assert f.attrs["xmhash_format"] == "xmhash-data" and int(f.attrs["complete"]) == 1
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary left behind
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
 
 
 def test_a_view_saves_as_its_own_dataset(tmp_path):

@@ -323,7 +323,7 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
     provenance = {
         "dataset": dataset,
         "variant": layout.variant,
-        "source": str(layout.anchor),
+        "source": str(Path(layout.anchor).resolve()),
         "files": sorted({str(path) for p in parts for path, _ in p.origins.values()}),
         "keys": {f"{role}@{p.split}" if p.split else role: f"{path.name}:{key}"
                  for p in parts for role, (path, key) in p.origins.items()},
