@@ -26,16 +26,18 @@ _MATLAB_CLASS = {np.dtype(np.float64): "double", np.dtype(np.float32): "single",
                  np.dtype(np.bool_): "logical", np.dtype(np.int32): "int32"}
 
 
-def write_v73(path, arrays: dict[str, np.ndarray]) -> None:
+def write_v73(path, arrays: dict[str, np.ndarray], *, compress: bool = False) -> None:
     """Write ``arrays`` (MATLAB orientation) as MATLAB ``save -v7.3`` does: reversed dimensions, MATLAB_class
-    attributes, and the 512-byte text header in the HDF5 userblock."""
+    attributes, and the 512-byte text header in the HDF5 userblock. ``compress``: chunked + deflate storage,
+    which MATLAB uses for variables by default."""
     with h5py.File(path, "w", userblock_size=512) as f:
         for key, arr in arrays.items():
             arr = np.asarray(arr)
             stored = np.ascontiguousarray(arr.transpose(tuple(reversed(range(arr.ndim)))))
             if stored.dtype == np.bool_:
                 stored = stored.astype(np.uint8)
-            ds = f.create_dataset(key, data=stored)
+            ds = f.create_dataset(key, data=stored, compression="gzip" if compress else None,
+                                  chunks=tuple(max(1, s // 3) for s in stored.shape) if compress else None)
             ds.attrs["MATLAB_class"] = np.bytes_(_MATLAB_CLASS[arr.dtype])
     with open(path, "r+b") as f:
         f.write(MATLAB_HEADER.ljust(116, b" ") + b"\0" * 8 + b"\x00\x02" + b"IM")
@@ -80,15 +82,22 @@ def assert_images(src, expected):
     assert src.shape == expected.shape
     np.testing.assert_array_equal(src[np.arange(len(src))], expected)
     np.testing.assert_array_equal(src[3], expected[3])
-    idx = np.array([9, 2, 2, 40])
-    np.testing.assert_array_equal(src[idx], expected[idx])
+    for idx in (np.array([40, 3, 17, 9]), np.array([9, 2, 2, 40])):  # distinct unsorted; repeats
+        np.testing.assert_array_equal(src[idx], expected[idx])
+    chw = src.read(idx, layout="CHW")
+    assert chw.flags.c_contiguous
+    np.testing.assert_array_equal(chw, expected[idx].transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="layout must be 'HWC' or 'CHW'"):
+        src.read(idx, layout="WHC")
 
 
 # --------------------------------------------------------------------------- MIRFLICKR-25K
-def test_flickr25k_single_file_transposed_as_ssah_reads_it(tmp_path, truth, caplog):
+@pytest.mark.parametrize("compress", [False, True], ids=["contiguous", "chunked-deflate"])
+def test_flickr25k_single_file_transposed_as_ssah_reads_it(tmp_path, truth, caplog, compress):
     # SSAH / DCMH-TF copy: h5py sees images (N, 3, W, H), YAll (1386, N), LAll (24, N)
     path = tmp_path / "FLICKR-25K.mat"
-    write_v73(path, {"images": matlab_images(truth["images"]), "YAll": truth["tags"], "LAll": truth["L24"]})
+    write_v73(path, {"images": matlab_images(truth["images"]), "YAll": truth["tags"], "LAll": truth["L24"]},
+              compress=compress)
     with h5py.File(path, "r") as f:
         assert f["images"].shape == (N, 3, W, H) and f["YAll"].shape == (T, N) and f["LAll"].shape == (24, N)
     with caplog.at_level(logging.INFO, logger="xmhash.data"):
@@ -198,6 +207,10 @@ def test_coco_lists_with_an_image_folder(tmp_path, truth, names_as):
     np.testing.assert_array_equal(data.text, truth["tags"])
     assert isinstance(data.image, xd.ImageFiles) and data.image.shape == (N, H, W, 3)
     np.testing.assert_array_equal(data.image[[0, 5, 59]], truth["images"][[0, 5, 59]])  # PNG: lossless
+    np.testing.assert_array_equal(data.image.read([7], layout="CHW")[0], truth["images"][7].transpose(2, 0, 1))
+    (img_dir / names[3]).unlink()
+    with pytest.raises(FileNotFoundError, match=r"image 3 \('COCO_000003.png'\) not found at .*images/COCO_000003.png"):
+        data.image[3]
 
 
 def test_coco_hdf5_features_file(tmp_path, truth):

@@ -57,3 +57,14 @@ def test_dataloader_workers_stream_from_hdf5(raw_data):
         np.testing.assert_array_equal(batch["image"].numpy(), imgs[train_idx].transpose(0, 3, 1, 2))
         seen.extend(train_idx.tolist())
     assert sorted(seen) == list(range(0, 30, 2))
+
+
+def test_batched_fetch_matches_single_items(raw_data):
+    data, _ = raw_data
+    ds = xd.TorchDataset(data)
+    batch = ds.__getitems__([5, 0, 5, -1])
+    for got, i in zip(batch, [5, 0, 5, 29]):
+        want = ds[i]
+        assert int(got["index"]) == i
+        for key in ("image", "text", "label"):
+            assert torch.equal(got[key], want[key])

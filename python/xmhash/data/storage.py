@@ -5,7 +5,8 @@ Layout (format version 1)::
     /                attrs: xmhash_format = "xmhash-data", format_version = 1, n_items, image_kind
                             ("features" | "raw"), label_names (JSON list or ""), provenance (JSON),
                             created_by ("xmhash <version>"), created_at (UTC, ISO 8601), complete = 1
-    /image           float32 (N, d) features, or uint8 (N, H, W, C) raw images chunked one image per chunk
+    /image           float32 (N, d) features, or uint8 (N, C, H, W) raw images (attribute layout = "NCHW"),
+                     contiguous and planar, so a PyTorch CHW batch is one read and a plain copy
     /text            (N, T): uint8 when every value is an integer in 0..255 (bags of words), else float32
     /labels          uint8 (N, c), 0/1
     /tokens          int32 (N, L), optional (0 = padding)
@@ -122,11 +123,13 @@ def _write_rows(f, key: str, arr: np.ndarray, dtype, bar) -> None:
 
 
 def _write_images(f, image, bar) -> None:
-    shape = tuple(image.shape)
-    ds = f.create_dataset("image", shape=shape, dtype=np.uint8, chunks=(1, *shape[1:]) if shape[0] else None)
+    n, h, w, c = tuple(image.shape)
+    shape = (n, c, h, w)
+    ds = f.create_dataset("image", shape=shape, dtype=np.uint8)  # contiguous: fast random batch reads
+    ds.attrs["layout"] = "NCHW"
     crc = 0
-    batches = image.iter_batches(64) if isinstance(image, ImageSource) else (
-        (s, image[s : s + 64]) for s in range(0, shape[0], 64))
+    batches = image.iter_batches(64, layout="CHW") if isinstance(image, ImageSource) else (
+        (s, image[s : s + 64].transpose(0, 3, 1, 2)) for s in range(0, n, 64))
     for start, block in batches:
         block = np.ascontiguousarray(block, dtype=np.uint8)
         ds[start : start + block.shape[0]] = block
@@ -196,7 +199,7 @@ def load(path, *, verify: bool | str = True):
         names = names.decode() if isinstance(names, bytes) else str(names)
         prov = json.loads(f.attrs.get("provenance", "{}"))
     if kind == "raw":
-        image = HDF5Images(path, "image")
+        image = HDF5Images(path, "image", permutation=(0, 2, 3, 1))  # stored NCHW
     prov.setdefault("variant", "xmhash")
     prov["file"] = str(path)
     logger.info("loaded xmhash data file %s: %d items, dataset %s", path, n, prov.get("dataset"))

@@ -37,20 +37,35 @@ class TorchDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def _image_tensor(self, i: int) -> torch.Tensor:
-        img = self._image[i]
-        if isinstance(self._image, ImageSource) or img.ndim == 3:
-            t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).to(torch.float32)
+    def _images(self, idx: list[int]) -> list[torch.Tensor]:
+        if isinstance(self._image, ImageSource):
+            block = self._image.read(idx, layout="CHW")  # one HDF5 read for the whole batch
+        elif self._image.ndim == 4:
+            block = np.ascontiguousarray(self._image[idx].transpose(0, 3, 1, 2))
         else:
-            t = torch.from_numpy(img)
-        return self.image_transform(t) if self.image_transform is not None else t
+            block = self._image[idx]
+        out = [torch.from_numpy(b) for b in block]
+        if block.ndim == 4:
+            out = [t.to(torch.float32) for t in out]
+        return [self.image_transform(t) for t in out] if self.image_transform is not None else out
 
-    def __getitem__(self, i: int) -> dict:
+    def _check(self, i) -> int:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
-        i = int(i) % len(self)
-        text = torch.from_numpy(self._text[i])
+        return int(i) % len(self)
+
+    def _item(self, i: int, image: torch.Tensor) -> dict:
+        text = torch.from_numpy(self._text[i].copy())
         if self.text_transform is not None:
             text = self.text_transform(text)
-        return {"index": torch.tensor(i, dtype=torch.int64), "image": self._image_tensor(i), "text": text,
-                "label": torch.from_numpy(self._labels[i])}
+        return {"index": torch.tensor(i, dtype=torch.int64), "image": image, "text": text,
+                "label": torch.from_numpy(self._labels[i].copy())}
+
+    def __getitem__(self, i: int) -> dict:
+        i = self._check(i)
+        return self._item(i, self._images([i])[0])
+
+    def __getitems__(self, indices) -> list[dict]:
+        """A whole batch at once (DataLoader calls this when present): one read for all its images."""
+        idx = [self._check(i) for i in indices]
+        return [self._item(i, img) for i, img in zip(idx, self._images(idx))]
