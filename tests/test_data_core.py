@@ -73,8 +73,8 @@ def test_split_views_share_the_interface_and_restrict_splits():
         ({"text": np.zeros((39, 6))}, ValueError,
          r"CrossModalData: modalities have different numbers of items \(image: 40 items from image \(40, 8\); "
          r"text: 39 items from text \(39, 6\); labels: 40"),
-        ({"labels": np.full((40, 5), 2)}, ValueError, r"labels \(shape \(40, 5\)\) must be a multi-hot 0/1 label matrix, "
-         r"found other values: 2"),
+        ({"labels": np.full((40, 5), 2)}, ValueError,
+         r"labels \(shape \(40, 5\)\) must be a multi-hot 0/1 label matrix, found other values: 2"),
         ({"labels": np.zeros(40)}, ValueError, r"labels \(shape \(40,\)\) must be a 2-D multi-hot"),
         ({"image": np.full((40, 8), np.nan)}, ValueError, r"image \(shape \(40, 8\)\) contains 320 NaN/inf value\(s\), "
          "first in row 0"),
@@ -158,10 +158,12 @@ def test_random_split_is_seeded_and_dcmh_split_is_deterministic():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n": 100, "dataset": "mirflickr25k"}, r"query_size must be in 1..99 for 100 items, got 2000 \(the mirflickr25k"),
+        ({"n": 100, "dataset": "mirflickr25k"},
+         r"query_size must be in 1..99 for 100 items, got 2000 \(the mirflickr25k"),
         ({"n": 100}, "without a known dataset, pass query_size= and train_size="),
         ({"n": 100, "query_size": 10, "train_size": 95}, "train_size 95 exceeds the 90 retrieval items"),
-        ({"n": 100, "query_size": 10, "train_size": 20, "val_size": 20}, "val_size 20 must be smaller than the training"),
+        ({"n": 100, "query_size": 10, "train_size": 20, "val_size": 20},
+         "val_size 20 must be smaller than the training"),
         ({"n": 100, "query_size": 10, "train_size": 20, "protocol": "dchm"}, "protocol must be one of"),
         ({"n": 100, "dataset": "imagenet"}, "unknown dataset 'imagenet'"),
     ],
@@ -288,7 +290,8 @@ def test_damaged_xmhash_files_are_detected(tmp_path):
     flipped[offset + 100] ^= 0xFF
     bad = tmp_path / "bad.h5"
     bad.write_bytes(bytes(flipped))
-    with pytest.raises(ValueError, match=r"bad.h5: corrupt xmhash data file: checksum mismatch in 'image' \(shape \(200, 64\)\)"):
+    with pytest.raises(ValueError,
+                       match=r"bad.h5: corrupt xmhash data file: checksum mismatch in 'image' \(shape \(200, 64\)\)"):
         xd.load(bad)
     assert len(xd.load(bad, verify=False)) == 200  # explicitly unchecked
     with h5py.File(path, "a") as f:
@@ -351,7 +354,8 @@ def test_cli_convert_and_info(tmp_path, capsys):
     back = xd.load(dst)
     np.testing.assert_array_equal(back.labels, labels)
     np.testing.assert_array_equal(back.image, image)
-    assert {k: v.size for k, v in back.splits.items()} == {"query": 2000, "retrieval": 18015, "train": 9000, "val": 1000}
+    sizes = {k: v.size for k, v in back.splits.items()}
+    assert sizes == {"query": 2000, "retrieval": 18015, "train": 9000, "val": 1000}
     assert back.provenance["splits"]["seed"] == 5
     assert main(["data", "info", str(dst), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

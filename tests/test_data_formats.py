@@ -267,7 +267,8 @@ def test_explicit_variant_and_dataset_are_checked(tmp_path, truth):
     assert xd.load(path, "mirflickr", "single-file", splits="none").provenance["dataset"] == "mirflickr25k"
     with pytest.raises(ValueError, match=r"not the 'unified-raw' variant .* found single-file"):
         xd.load(path, variant="unified-raw")
-    with pytest.raises(ValueError, match=r"dataset='coco' has 80 labels, but .*FLICKR-25K.mat: key 'LAll' \(shape \(60, 24\)\) has 24"):
+    with pytest.raises(ValueError, match=r"dataset='coco' has 80 labels, but .*FLICKR-25K.mat: key 'LAll' "
+                                         r"\(shape \(60, 24\)\) has 24"):
         xd.load(path, "coco", splits="none")
     with pytest.raises(ValueError, match="unknown variant 'flickr'"):
         xd.load(path, variant="flickr")
@@ -352,8 +353,8 @@ def test_unlabeled_items_keep_drop_or_error(tmp_path, truth, caplog):
     np.testing.assert_array_equal(dropped.labels, lab[keep])
     np.testing.assert_array_equal(dropped.image[[0, 4, 10]], truth["images"][keep[[0, 4, 10]]])
     assert dropped.labels.sum(1).min() >= 1
-    with pytest.raises(ValueError, match=r"key 'LAll' \(shape \(60, 24\), items x labels\): 3 item\(s\) have no label \(first: "
-                                         r"\[4, 11, 12\]\)"):
+    with pytest.raises(ValueError, match=r"key 'LAll' \(shape \(60, 24\), items x labels\): 3 item\(s\) have no "
+                                         r"label \(first: \[4, 11, 12\]\)"):
         xd.load(path, unlabeled="error")
 
 

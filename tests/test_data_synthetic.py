@@ -22,7 +22,8 @@ def test_mirflickr_shapes_and_dtypes(full):
     assert full.labels.shape == (20015, 24) and full.labels.dtype == np.float32
     assert full.label_names == list(LABEL_NAMES)
     assert full.provenance["dataset"] == "synthetic:mirflickr-like"
-    assert {k: v.size for k, v in full.splits.items()} == {"query": 2000, "retrieval": 18015, "train": 9000, "val": 1000}
+    sizes = {k: v.size for k, v in full.splits.items()}
+    assert sizes == {"query": 2000, "retrieval": 18015, "train": 9000, "val": 1000}
 
 
 def test_image_features_look_like_fc7(full):

@@ -29,11 +29,11 @@ def check_finite(arr: np.ndarray, origin: str) -> None:
     for start in range(0, arr.shape[0], _BLOCK_ROWS):
         block = arr[start : start + _BLOCK_ROWS]
         if not np.isfinite(block).all():
-            bad = ~np.isfinite(block).reshape(block.shape[0], -1)
-            rows = np.flatnonzero(bad.any(axis=1))
-            total = sum(int((~np.isfinite(arr[s : s + _BLOCK_ROWS])).sum()) for s in range(start, arr.shape[0], _BLOCK_ROWS))
+            first = start + int(np.flatnonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(axis=1))[0])
+            total = sum(int((~np.isfinite(arr[s : s + _BLOCK_ROWS])).sum())
+                        for s in range(start, arr.shape[0], _BLOCK_ROWS))
             raise ValueError(
-                f"{describe(origin, arr.shape)} contains {total} NaN/inf value(s), first in row {start + int(rows[0])}; "
+                f"{describe(origin, arr.shape)} contains {total} NaN/inf value(s), first in row {first}; "
                 "clean or impute the features before loading"
             )
 

@@ -40,7 +40,8 @@ def _tokens(x, n: int) -> np.ndarray:
     if isinstance(x, np.ndarray) or (type(x).__module__.startswith("torch")):
         arr = _to_numpy(x, "tokens")
         if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"tokens (shape {arr.shape}, dtype {arr.dtype}) must be a 2-D integer (items, length) array")
+            raise ValueError(
+                f"tokens (shape {arr.shape}, dtype {arr.dtype}) must be a 2-D integer (items, length) array")
     else:
         seqs = [np.asarray(s, dtype=np.int64).reshape(-1) for s in x]
         arr = np.zeros((len(seqs), max((s.size for s in seqs), default=0)), dtype=np.int64)
@@ -117,7 +118,8 @@ class CrossModalData:
             img = _to_numpy(image, "image")
             if img.ndim == 4:
                 if img.dtype != np.uint8:
-                    raise TypeError(f"image (shape {img.shape}) as raw images must be uint8 (N, H, W, C), got {img.dtype}")
+                    raise TypeError(
+                        f"image (shape {img.shape}) as raw images must be uint8 (N, H, W, C), got {img.dtype}")
             elif img.ndim == 2:
                 img = _real_matrix(img, "image")
             else:

@@ -56,7 +56,8 @@ def resolve(name: str | None, num_labels: int | None = None) -> str | None:
         if num_labels == 10:
             return "nus-wide-tc10"
         return "nus-wide-tc21"
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)} (or aliases such as 'mirflickr', 'nus-wide')")
+    raise ValueError(
+        f"unknown dataset {name!r}; known: {', '.join(DATASETS)} (or aliases such as 'mirflickr', 'nus-wide')")
 
 
 def from_num_labels(c: int) -> str | None:

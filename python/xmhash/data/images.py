@@ -150,7 +150,8 @@ class HDF5Images(ImageSource):
         except OSError as exc:
             raise ValueError(f"{self.path}: cannot open the HDF5 file (truncated or corrupt?): {exc}") from None
         if len(item_shapes) != 1:
-            raise ValueError(f"{self.path}: image datasets {self.keys} have different image shapes {sorted(item_shapes)}")
+            raise ValueError(
+                f"{self.path}: image datasets {self.keys} have different image shapes {sorted(item_shapes)}")
         self._counts = counts
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._shape = item_shapes.pop()

@@ -173,12 +173,9 @@ def _read_matrix(f: MatFile, key: str, n: int, *, square_default: bool, progress
         raw = f.read(key)
         if raw.dtype.kind not in "fiub":
             raise ValueError(f"{origin} (shape {shape}) holds {raw.dtype} values, expected numbers")
-        if not np.issubdtype(raw.dtype, np.floating) or raw.dtype == np.float32:
-            out = np.ascontiguousarray(raw.T if t else raw, dtype=np.float32)
-        else:
-            check_finite(raw, origin)  # before float32 rounding turns huge values into inf
-            out = np.ascontiguousarray(raw.T if t else raw, dtype=np.float32)
-    check_finite(out, origin)
+        check_finite(raw, origin)
+        out = np.ascontiguousarray(raw.T if t else raw, dtype=np.float32)
+    check_finite(out, origin)  # also catches float64 values beyond float32's range
     note = f"{f.path.name}:{key} stored {tuple(shape)} -> {'transposed to ' if t else ''}{out.shape}"
     return out, note
 
@@ -288,7 +285,8 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
         logger.info("  text has %d dimensions (the published release has %d)", first.text.shape[1], spec.text_dim)
     for p in parts[1:]:
         if p.text.shape[1] != first.text.shape[1]:
-            raise ValueError(f"{layout.anchor}: text blocks have different widths ({first.text.shape} vs {p.text.shape})")
+            raise ValueError(
+                f"{layout.anchor}: text blocks have different widths ({first.text.shape} vs {p.text.shape})")
     labels = np.concatenate([p.labels for p in parts]) if len(parts) > 1 else first.labels
     text = np.concatenate([p.text for p in parts]) if len(parts) > 1 else first.text
     image = _concat_images(layout, parts)
@@ -343,9 +341,11 @@ def _assemble(layout: Layout, parts: list[_Part], *, user_dataset, splits, seed,
             v = val_size if val_size is not None else out_splits["train"].size // 10
             if v:
                 out_splits["train"], out_splits["val"] = carve_val(out_splits["train"], v, seed=seed)
-        split_info = {"protocol": "file (tr/te/db)", "seed": seed, "sizes": {k: int(v.size) for k, v in out_splits.items()}}
+        split_info = {"protocol": "file (tr/te/db)", "seed": seed,
+                      "sizes": {k: int(v.size) for k, v in out_splits.items()}}
     else:
-        out_splits, split_info = _standard(layout, labels, dataset, splits=splits, seed=seed, val_size=val_size, save=save)
+        out_splits, split_info = _standard(layout, labels, dataset, splits=splits, seed=seed, val_size=val_size,
+                                           save=save)
     provenance["splits"] = split_info
     if unl["count"] == 0:
         logger.info("  every item has at least one label")
@@ -398,5 +398,6 @@ def _standard(layout, labels, dataset, *, splits, seed, val_size, save):
     except ValueError as exc:
         if "protocol" in str(exc) and "index file" not in str(exc):
             raise ValueError(f"{layout.anchor}: {exc}; pass splits='none' (and build splits with "
-                             "xmhash.data.standard_splits(n, query_size=..., train_size=...)) for a smaller file") from None
+                             "xmhash.data.standard_splits(n, query_size=..., train_size=...)) for a smaller "
+                             "file") from None
         raise

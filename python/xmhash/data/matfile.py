@@ -97,7 +97,8 @@ class MatFile:
 
     def require(self, key: str, role: str) -> tuple[int, ...]:
         if key not in self.variables():
-            raise ValueError(f"{self.path}: missing key {key!r} for the {role} (the file has: {self.describe_variables()})")
+            raise ValueError(
+                f"{self.path}: missing key {key!r} for the {role} (the file has: {self.describe_variables()})")
         return self.variables()[key][0]
 
     # ------------------------------------------------------------------ listing
@@ -170,7 +171,8 @@ class MatFile:
             return [str(s).strip() for s in value.reshape(-1)]
         if value.dtype == object:
             return [str(np.asarray(s).reshape(-1)[0]).strip() if np.asarray(s).size else "" for s in value.reshape(-1)]
-        raise ValueError(f"{self.path}: key {key!r} (shape {value.shape}) is not a list of strings (dtype {value.dtype})")
+        raise ValueError(
+            f"{self.path}: key {key!r} (shape {value.shape}) is not a list of strings (dtype {value.dtype})")
 
     def _strings_hdf5(self, key: str) -> list[str]:
         import h5py

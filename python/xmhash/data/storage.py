@@ -162,7 +162,8 @@ def load(path, *, verify: bool | str = True):
             raise ValueError(f"{path}: not an xmhash data file (no xmhash_format attribute)")
         version = int(f.attrs.get("format_version", 0))
         if version > FORMAT_VERSION:
-            raise ValueError(f"{path}: xmhash data format version {version} is newer than this xmhash ({FORMAT_VERSION})")
+            raise ValueError(
+                f"{path}: xmhash data format version {version} is newer than this xmhash ({FORMAT_VERSION})")
         if int(f.attrs.get("complete", 0)) != 1:
             raise _fail(path, "the file was not completely written")
         for key in ("image", "text", "labels"):

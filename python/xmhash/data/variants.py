@@ -145,7 +145,8 @@ def _detect_file(p: Path, image: str | None) -> Layout:
             by_kind = {k: ("raw" if len(keys[k][0]) == 4 else "features") for k in present}
             choice = [k for k in present if want is None or by_kind[k] == want]
             if not choice:
-                raise ValueError(f"{p}: no {want} images (image keys: {', '.join(f'{k} {keys[k][0]}' for k in present)})")
+                shown = ", ".join(f"{k} {keys[k][0]}" for k in present)
+                raise ValueError(f"{p}: no {want} images (image keys: {shown})")
             key = next((k for k in choice if by_kind[k] == "features"), choice[0])
             lay = Layout("single-file", p, {"image": (p, key), "text": (p, "YAll"), "labels": (p, "LAll")},
                          by_kind[key], name_hint=p.name)
