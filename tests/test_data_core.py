@@ -365,3 +365,13 @@ def test_cli_convert_and_info(tmp_path, capsys):
     assert "CrossModalData: 20,015 items" in text and "variant: single-file" in text
     assert main(["data", "info", str(tmp_path / "missing.mat")]) == 2
     assert "xmhash data: error:" in capsys.readouterr().err
+
+
+def test_progress_bars_work_without_warnings(tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (70, 4, 4, 3), dtype=np.uint8)
+    base = make(n=70)
+    xd.CrossModalData(imgs, base.text, base.labels).save(tmp_path / "p.h5", progress=True)
+    assert "writing p.h5" in capsys.readouterr().err
+    assert len(xd.load(tmp_path / "p.h5", progress=True)) == 70
