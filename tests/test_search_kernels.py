@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import xmhash
 from reference import ref_cdist, ref_knn, ref_range
 
 WIDTHS = list(range(1, 41)) + [64, 512]  # bytes
-FIXTURE = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def tile_codes(nbytes: int) -> int:
@@ -57,14 +56,12 @@ def assert_range_equal(res, ref):
 # ------------------------------------------------------------------------------------------ hypothesis: shapes
 
 
-@FIXTURE
 @given(case=search_case())
 def test_cdist_every_width(isa, case):
     q, db = case
     np.testing.assert_array_equal(xmhash.cdist(q, db), ref_cdist(q, db))
 
 
-@FIXTURE
 @given(case=search_case(), k=st.integers(1, 320), threads=st.sampled_from([1, 0, 3]))
 def test_knn_every_width(isa, case, k, threads):
     q, db = case
@@ -74,7 +71,6 @@ def test_knn_every_width(isa, case, k, threads):
     np.testing.assert_array_equal(I, Ir)
 
 
-@FIXTURE
 @given(case=search_case(), frac=st.floats(0, 1), threads=st.sampled_from([1, 0, 3]))
 def test_range_every_width(isa, case, frac, threads):
     q, db = case
@@ -82,7 +78,6 @@ def test_range_every_width(isa, case, frac, threads):
     assert_range_equal(xmhash.range_search(q, db, radius, threads=threads), ref_range(q, db, radius))
 
 
-@FIXTURE
 @given(case=search_case(), frac=st.floats(0, 0.6), k=st.integers(1, 50))
 def test_search_k_within_radius_every_width(isa, case, frac, k):
     q, db = case
