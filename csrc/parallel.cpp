@@ -73,7 +73,10 @@ class Pool {
     cv_.notify_all();
     job.work(0);
     std::unique_lock<std::mutex> lock(m_);
-    done_cv_.wait(lock, [&] { return done_ == wanted_; });
+    // Every task has been handed out: workers that have not woken up yet are not needed (on a loaded machine
+    // they may not run for a while), so close the job to them and wait only for those still working.
+    wanted_ = started_;
+    done_cv_.wait(lock, [&] { return done_ == started_; });
     job_ = nullptr;
   }
 

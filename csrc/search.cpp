@@ -104,7 +104,7 @@ void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, 
 std::vector<int> guess_thresholds(const Kernels& kern, const code_t* q, int nq, const code_t* db, std::size_t len,
                                   std::size_t cs, std::size_t k, int limit, ScanBuffers& buf) {
   std::vector<int> guess(nq, limit);
-  const std::size_t tile = buf.tile, sub = 256, sample = std::min(len / 8, 2 * tile);
+  const std::size_t tile = buf.tile, sub = 1024, sample = std::min(len / 8, 2 * tile);
   if (len < 4 * tile || sample < 4 * sub || 3 * k > len / 4) return guess;
   // Sample hits expected within the guess: 3k scaled to the sample, plus two standard deviations (Poisson).
   const double mean = 3.0 * static_cast<double>(k) * static_cast<double>(sample) / static_cast<double>(len);
