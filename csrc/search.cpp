@@ -56,19 +56,22 @@ std::size_t first_tile(std::size_t k, std::size_t tile) {
   return std::min(tile, std::max<std::size_t>(64, ceil_div(2 * k, 64) * 64));
 }
 
-// Hit buffers of one task: a row of `tile` slots per query (the row stride `ld` is padded off multiples of 4 KiB,
-// so rows do not all map to the same cache sets). Only rows with hits are touched, so no initialisation.
+// Hit buffers of one worker: a row of `tile` slots per query (the row stride `ld` is padded off multiples of 4 KiB,
+// so rows do not all map to the same cache sets), plus the guess's distance rows. Allocated once per worker and
+// call, uninitialised: only rows with hits are touched.
 struct ScanBuffers {
   std::size_t tile, ld;
   std::unique_ptr<std::uint32_t[]> idx;
   std::unique_ptr<std::uint16_t[]> dist;
+  std::unique_ptr<dist_t[]> sample;
   std::vector<std::uint32_t> count;
   std::vector<int> thresh;
-  ScanBuffers(int nq, std::size_t tile_)
+  ScanBuffers(std::size_t nq, std::size_t tile_, std::size_t sample_codes)
       : tile(tile_),
         ld(tile_ + 40),
         idx(new std::uint32_t[nq * ld]),
         dist(new std::uint16_t[nq * ld]),
+        sample(new dist_t[nq * sample_codes]),
         count(nq),
         thresh(nq) {}
 };
@@ -96,6 +99,8 @@ void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, 
   }
 }
 
+constexpr std::size_t kGuessSub = 1024;  // codes of the guess's first stage (all distances)
+
 // k-NN thresholds guessed from a sample (the chunk's first codes): per query, the smallest distance within which
 // the sample predicts at least 3k of the chunk's `len` codes. Streaming without a guess lets through about
 // k * ln(len / k) candidates, most of them while the threshold is still loose; with it, a few k. A guess costs
@@ -104,7 +109,7 @@ void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, 
 std::vector<int> guess_thresholds(const Kernels& kern, const code_t* q, int nq, const code_t* db, std::size_t len,
                                   std::size_t cs, std::size_t k, int limit, ScanBuffers& buf) {
   std::vector<int> guess(nq, limit);
-  const std::size_t tile = buf.tile, sub = 1024, sample = std::min(len / 8, 2 * tile);
+  const std::size_t tile = buf.tile, sub = kGuessSub, sample = std::min(len / 8, 2 * tile);
   if (len < 4 * tile || sample < 4 * sub || 3 * k > len / 4) return guess;
   // Sample hits expected within the guess: 3k scaled to the sample, plus two standard deviations (Poisson).
   const double mean = 3.0 * static_cast<double>(k) * static_cast<double>(sample) / static_cast<double>(len);
@@ -115,14 +120,19 @@ std::vector<int> guess_thresholds(const Kernels& kern, const code_t* q, int nq, 
   // gets a few hundred hits per query, not `sample`.
   const std::size_t rank =
       std::min(sub, std::max<std::size_t>(4, static_cast<std::size_t>(std::ceil(4.0 * want * sub / sample))));
-  std::vector<dist_t> d(nq * sub);
-  kern.cdist_block(q, nq, db, sub, cs, d.data(), sub);
+  dist_t* d = buf.sample.get();
+  kern.cdist_block(q, nq, db, sub, cs, d, sub);
   std::vector<int> bound(nq);
+  std::vector<std::uint32_t> count(cs * 8 + 1, 0);  // distance histogram of one row (cleared after use)
   int top_bound = 0;
   for (int i = 0; i < nq; ++i) {
-    dist_t* row = d.data() + i * sub;
-    std::nth_element(row, row + (rank - 1), row + sub);
-    bound[i] = std::min<int>(row[rank - 1], limit);
+    const dist_t* row = d + i * sub;
+    for (std::size_t j = 0; j < sub; ++j) ++count[row[j]];
+    std::size_t cum = 0;
+    int t = 0;
+    while ((cum += count[t]) < rank) ++t;  // the rank-th smallest distance
+    for (std::size_t j = 0; j < sub; ++j) count[row[j]] = 0;
+    bound[i] = std::min(t, limit);
     top_bound = std::max(top_bound, bound[i]);
   }
   // Stage 2: the distance histogram of the sample below each bound.
@@ -193,13 +203,15 @@ QueryLists scan_select(const code_t* q, std::size_t nq, const code_t* db, std::s
     partial.dist.resize(nq * plan.n_chunks);
     partial.idx.resize(nq * plan.n_chunks);
   }
-  parallel_for(plan.n_qtasks * plan.n_chunks, threads, [&](std::size_t task, int) {
+  std::vector<std::unique_ptr<ScanBuffers>> buffers(static_cast<std::size_t>(threads));
+  parallel_for(plan.n_qtasks * plan.n_chunks, threads, [&](std::size_t task, int worker) {
     const std::size_t qt = task / plan.n_chunks, c = task % plan.n_chunks;
     const std::size_t q0 = qt * plan.task_queries;
     const int nqt = static_cast<int>(std::min(plan.task_queries, nq - q0));
     const std::size_t c0 = c * plan.chunk, c1 = std::min(nb, c0 + plan.chunk);
     const code_t* qt_codes = q + q0 * cs;
-    ScanBuffers buf(nqt, tile);
+    if (!buffers[worker]) buffers[worker].reset(new ScanBuffers(plan.task_queries, tile, k > 0 ? kGuessSub : 0));
+    ScanBuffers& buf = *buffers[worker];
     const std::vector<int> guess =
         k > 0 ? guess_thresholds(kern, qt_codes, nqt, db + c0 * cs, c1 - c0, cs, k, max_radius, buf)
               : std::vector<int>(nqt, max_radius);

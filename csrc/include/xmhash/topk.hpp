@@ -30,11 +30,15 @@ class TopK {
   // Appends n hits of a scan kernel: distances d[j] at indices base + rel[j] (increasing).
   void push_hits(const std::uint16_t* d, const std::uint32_t* rel, std::size_t n, idx_t base) {
     const std::size_t m = dist_.size();
-    dist_.resize(m + n);
+    if (m + n > dist_.capacity()) {  // grow geometrically (resize alone may grow by exactly n)
+      dist_.reserve(std::max(2 * dist_.capacity(), m + n));
+      idx_.reserve(std::max(2 * idx_.capacity(), m + n));
+    }
+    dist_.insert(dist_.end(), d, d + n);
     idx_.resize(m + n);
+    idx_t* out = idx_.data() + m;
     for (std::size_t j = 0; j < n; ++j) {
-      dist_[m + j] = d[j];
-      idx_[m + j] = base + rel[j];
+      out[j] = base + rel[j];
       ++hist_[d[j]];
     }
   }
