@@ -1,6 +1,7 @@
 #include "xmhash/search.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -77,8 +78,10 @@ struct ScanBuffers {
 };
 
 // Streams database codes [c0, c1) past nq queries, tile by tile, each query's threshold taken from its TopK.
+// `shared` (optional, one per query): a distance bound shared by the chunks of the same queries scanned on other
+// threads, lowered to this chunk's k-th distance whenever that is lower.
 void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, std::size_t c0, std::size_t c1,
-                std::size_t cs, std::size_t first, TopK* top, ScanBuffers& buf) {
+                std::size_t cs, std::size_t first, TopK* top, ScanBuffers& buf, std::atomic<int>* shared = nullptr) {
   const std::size_t tile = buf.tile;
   std::size_t size = first;
   for (std::size_t b0 = c0; b0 < c1; b0 += size, size = std::min(tile, 2 * size)) {
@@ -86,6 +89,7 @@ void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, 
     bool any = false;
     for (int i = 0; i < nq; ++i) {
       buf.thresh[i] = top[i].threshold();
+      if (shared) buf.thresh[i] = std::min(buf.thresh[i], shared[i].load(std::memory_order_relaxed));
       any |= buf.thresh[i] >= 0;
     }
     if (!any) return;  // every query already holds k exact matches at distance 0
@@ -95,17 +99,23 @@ void scan_range(const Kernels& kern, const code_t* q, int nq, const code_t* db, 
       if (buf.count[i] == 0) continue;
       top[i].push_hits(buf.dist.get() + i * buf.ld, buf.idx.get() + i * buf.ld, buf.count[i], static_cast<idx_t>(b0));
       top[i].update();
+      if (shared) {  // atomic minimum
+        const int kth = top[i].kth();
+        int cur = shared[i].load(std::memory_order_relaxed);
+        while (kth < cur && !shared[i].compare_exchange_weak(cur, kth, std::memory_order_relaxed)) {
+        }
+      }
     }
   }
 }
 
 constexpr std::size_t kGuessSub = 1024;  // codes of the guess's first stage (all distances)
 
-// k-NN thresholds guessed from a sample (the chunk's first codes): per query, the smallest distance within which
-// the sample predicts at least 3k of the chunk's `len` codes. Streaming without a guess lets through about
+// k-NN thresholds guessed from a sample (the database's first codes): per query, the smallest distance within
+// which the sample predicts at least 3k of the `len` codes. Streaming without a guess lets through about
 // k * ln(len / k) candidates, most of them while the threshold is still loose; with it, a few k. A guess costs
 // time, never exactness: the caller rescans any query that ends with fewer than k candidates within its guess.
-// Returns `limit` for every query when the chunk is too small for a sample to say anything.
+// Returns `limit` for every query when the database is too small for a sample to say anything.
 std::vector<int> guess_thresholds(const Kernels& kern, const code_t* q, int nq, const code_t* db, std::size_t len,
                                   std::size_t cs, std::size_t k, int limit, ScanBuffers& buf) {
   std::vector<int> guess(nq, limit);
@@ -196,67 +206,86 @@ QueryLists scan_select(const code_t* q, std::size_t nq, const code_t* db, std::s
   const Plan plan = make_plan(nq, nb, cs, threads);
   const std::size_t tile = plan.tile;
 
-  // partial[(q * n_chunks) + chunk]: sorted result of one query over one chunk.
-  QueryLists partial;
+  std::vector<std::unique_ptr<ScanBuffers>> buffers(static_cast<std::size_t>(threads));
+  auto buffers_of = [&](int worker) -> ScanBuffers& {
+    if (!buffers[worker]) buffers[worker].reset(new ScanBuffers(plan.task_queries, tile, k > 0 ? kGuessSub : 0));
+    return *buffers[worker];
+  };
+
+  // k-NN: a threshold guess per query, from a sample at the start of the database.
+  std::vector<int> guess(nq, max_radius);
+  if (k > 0) {
+    parallel_for(plan.n_qtasks, threads, [&](std::size_t qt, int worker) {
+      const std::size_t q0 = qt * plan.task_queries;
+      const int nqt = static_cast<int>(std::min(plan.task_queries, nq - q0));
+      const std::vector<int> g = guess_thresholds(kern, q + q0 * cs, nqt, db, nb, cs, k, max_radius, buffers_of(worker));
+      std::copy(g.begin(), g.end(), guess.begin() + q0);
+    });
+  }
+
+  // The scan: tasks of (query block, database chunk). The chunks of a query share a distance bound, so each chunk
+  // stops collecting what another chunk has already beaten. partial[q * n_chunks + chunk]: the sorted result of
+  // one query over one chunk.
   const bool merge = plan.n_chunks > 1;
+  QueryLists partial;
+  std::unique_ptr<std::atomic<int>[]> shared;
   if (merge) {
     partial.dist.resize(nq * plan.n_chunks);
     partial.idx.resize(nq * plan.n_chunks);
+    shared.reset(new std::atomic<int>[nq]);
+    for (std::size_t i = 0; i < nq; ++i) shared[i].store(guess[i], std::memory_order_relaxed);
   }
-  std::vector<std::unique_ptr<ScanBuffers>> buffers(static_cast<std::size_t>(threads));
   parallel_for(plan.n_qtasks * plan.n_chunks, threads, [&](std::size_t task, int worker) {
     const std::size_t qt = task / plan.n_chunks, c = task % plan.n_chunks;
     const std::size_t q0 = qt * plan.task_queries;
     const int nqt = static_cast<int>(std::min(plan.task_queries, nq - q0));
     const std::size_t c0 = c * plan.chunk, c1 = std::min(nb, c0 + plan.chunk);
-    const code_t* qt_codes = q + q0 * cs;
-    if (!buffers[worker]) buffers[worker].reset(new ScanBuffers(plan.task_queries, tile, k > 0 ? kGuessSub : 0));
-    ScanBuffers& buf = *buffers[worker];
-    const std::vector<int> guess =
-        k > 0 ? guess_thresholds(kern, qt_codes, nqt, db + c0 * cs, c1 - c0, cs, k, max_radius, buf)
-              : std::vector<int>(nqt, max_radius);
     bool guessed = false;
     std::vector<TopK> top;
     top.reserve(nqt);
     for (int i = 0; i < nqt; ++i) {
-      top.emplace_back(k, guess[i], nbits);
-      guessed |= guess[i] < max_radius;
+      top.emplace_back(k, guess[q0 + i], nbits);
+      guessed |= guess[q0 + i] < max_radius;
     }
-    scan_range(kern, qt_codes, nqt, db, c0, c1, cs, guessed ? tile : first_tile(k, tile), top.data(), buf);
-    // A guess that let fewer than k candidates through was too tight: scan those queries again, together, with
-    // the real limit.
-    std::vector<int> again;
-    for (int i = 0; i < nqt; ++i)
-      if (guess[i] < max_radius && top[i].size() < k) again.push_back(i);
-    if (!again.empty()) {
-      std::vector<code_t> codes(again.size() * cs);
-      std::vector<TopK> retop;
-      for (std::size_t r = 0; r < again.size(); ++r) {
-        std::copy_n(qt_codes + again[r] * cs, cs, codes.begin() + r * cs);
-        retop.emplace_back(k, max_radius, nbits);
-      }
-      scan_range(kern, codes.data(), static_cast<int>(again.size()), db, c0, c1, cs, first_tile(k, tile),
-                 retop.data(), buf);
-      for (std::size_t r = 0; r < again.size(); ++r) top[again[r]] = std::move(retop[r]);
-    }
+    scan_range(kern, q + q0 * cs, nqt, db, c0, c1, cs, guessed ? tile : first_tile(k, tile), top.data(),
+               buffers_of(worker), merge ? shared.get() + q0 : nullptr);
     for (int i = 0; i < nqt; ++i) {
       const std::size_t slot = merge ? (q0 + i) * plan.n_chunks + c : q0 + i;
       QueryLists& dst = merge ? partial : out;
       top[i].finish(dst.dist[slot], dst.idx[slot]);
     }
   });
-  if (!merge) return out;
 
   // Chunks hold increasing index ranges, so feeding their sorted lists in chunk order to a fresh TopK keeps
   // (distance, index) order.
-  parallel_for(nq, threads, [&](std::size_t qi, int) {
-    TopK top(k, max_radius, nbits);
-    for (std::size_t c = 0; c < plan.n_chunks; ++c) {
-      const auto& d = partial.dist[qi * plan.n_chunks + c];
-      const auto& ix = partial.idx[qi * plan.n_chunks + c];
-      for (std::size_t j = 0; j < d.size(); ++j) top.push(d[j], ix[j]);
+  if (merge) {
+    parallel_for(nq, threads, [&](std::size_t qi, int) {
+      TopK top(k, max_radius, nbits);
+      for (std::size_t c = 0; c < plan.n_chunks; ++c) {
+        const auto& d = partial.dist[qi * plan.n_chunks + c];
+        const auto& ix = partial.idx[qi * plan.n_chunks + c];
+        for (std::size_t j = 0; j < d.size(); ++j) top.push(d[j], ix[j]);
+      }
+      top.finish(out.dist[qi], out.idx[qi]);
+    });
+  }
+
+  // A guess that let fewer than k candidates through was too tight: scan those queries again, without it.
+  std::vector<std::size_t> again;
+  for (std::size_t i = 0; i < nq; ++i)
+    if (guess[i] < max_radius && out.dist[i].size() < k) again.push_back(i);
+  const std::size_t per = plan.task_queries;
+  parallel_for(ceil_div(again.size(), per), threads, [&](std::size_t t, int worker) {
+    const std::size_t r0 = t * per, n = std::min(per, again.size() - r0);
+    std::vector<code_t> codes(n * cs);
+    std::vector<TopK> top;
+    for (std::size_t r = 0; r < n; ++r) {
+      std::copy_n(q + again[r0 + r] * cs, cs, codes.begin() + r * cs);
+      top.emplace_back(k, max_radius, nbits);
     }
-    top.finish(out.dist[qi], out.idx[qi]);
+    scan_range(kern, codes.data(), static_cast<int>(n), db, 0, nb, cs, first_tile(k, tile), top.data(),
+               buffers_of(worker));
+    for (std::size_t r = 0; r < n; ++r) top[r].finish(out.dist[again[r0 + r]], out.idx[again[r0 + r]]);
   });
   return out;
 }

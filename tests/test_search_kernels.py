@@ -142,18 +142,20 @@ def test_knn_with_sampled_threshold(isa, nbytes, k):
     np.testing.assert_array_equal(I, Ir)
 
 
-def test_knn_guess_too_tight_is_rescanned(isa):
+@pytest.mark.parametrize("threads", [1, 4])
+def test_knn_guess_too_tight_is_rescanned(isa, threads):
     """The sample (the first codes) holds 60 codes at distance 1 and the rest of the database none closer than
-    random codes: the guess (distance 1) lets only 60 of k = 100 through, so the query is scanned again."""
+    random codes: the guess (distance 1) lets only 60 of k = 100 through, so the query is scanned again (with 4
+    threads the database is also cut into chunks sharing a distance bound)."""
     rng = np.random.default_rng(7)
-    db = rng.integers(0, 256, (40_000, 8), dtype=np.uint8)
+    db = rng.integers(0, 256, (70_000, 8), dtype=np.uint8)
     q = rng.integers(0, 256, (1, 8), dtype=np.uint8)
     bits = np.unpackbits(q, bitorder="little")
     for j in range(60):
         near = bits.copy()
         near[j] ^= 1
         db[17 + 13 * j] = np.packbits(near, bitorder="little")
-    D, I = xmhash.knn(q, db, 100, threads=1)
+    D, I = xmhash.knn(q, db, 100, threads=threads)
     Dr, Ir = ref_knn(q, db, 100)
     np.testing.assert_array_equal(D, Dr)
     np.testing.assert_array_equal(I, Ir)
