@@ -33,8 +33,8 @@ inline V popcnt_bytes(V v) {
 // ---- one code per 8/16/32-bit lane
 template <int CS>
 struct Narrow {
-  static constexpr bool kPacked = false, kIdentity = true, kCompressEmit = false;
-  static constexpr int kLanes = 32 / CS, kGroup = 4;
+  static constexpr bool kPacked = false, kIdentity = true, kCompressEmit = false, kWordOuter = false;
+  static constexpr int kLanes = 32 / CS, kGroup = 4, kQueries = kQueryBlock;
   using V = Vec;
   using Mask = std::uint32_t;
   using Elem = std::conditional_t<CS == 1, std::uint8_t, std::conditional_t<CS == 2, std::uint16_t, std::uint32_t>>;
@@ -154,7 +154,7 @@ struct Packed {  // pack_words layout, W words per code
 // is zero and the 32-bit minimum is the 64-bit one.
 struct Lanes64 {
   static constexpr bool kCompressEmit = false;
-  static constexpr int kLanes = 4, kGroup = 8;
+  static constexpr int kLanes = 4, kGroup = 8, kQueries = kQueryBlock;
   using V = Vec;
   using Mask = std::uint32_t;
   using Elem = std::uint64_t;
@@ -167,7 +167,7 @@ struct Lanes64 {
 
 template <class L>
 struct Words : Lanes64 {
-  static constexpr bool kPacked = L::kPacked, kIdentity = L::kIdentity;
+  static constexpr bool kPacked = L::kPacked, kIdentity = L::kIdentity, kWordOuter = false;
   static constexpr int kW = L::kW;
   static constexpr const int* kLaneOfCode = [] {
     if constexpr (L::kIdentity) return static_cast<const int*>(nullptr);
@@ -211,7 +211,7 @@ struct Words : Lanes64 {
 
 // Packed layout with a run-time word count (codes wider than 64 bytes).
 struct WordsAny : Lanes64 {
-  static constexpr bool kPacked = true, kIdentity = true;
+  static constexpr bool kPacked = true, kIdentity = true, kWordOuter = true;
   static constexpr const int* kLaneOfCode = nullptr;
   struct Block {
     const code_t* p;
@@ -250,6 +250,32 @@ struct WordsAny : Lanes64 {
     const V ql = _mm256_set1_epi64x(static_cast<long long>(last[i]));
     c = _mm256_add_epi8(c, popcnt_bytes(_mm256_xor_si256(loadv(b.p + 32 * n), ql)));
     return _mm256_add_epi64(d, sad(c));
+  }
+  template <int NQ>
+  void dists(const Block& b, V* d) const {  // each block word loaded once for all queries
+    V c[NQ];
+    for (int i = 0; i < NQ; ++i) d[i] = c[i] = _mm256_setzero_si256();
+    const std::size_t n = words - 1;
+    int pending = 0;  // words summed in the byte counters (at most 31: 8 * 31 < 256)
+    for (std::size_t w = 0; w < n; ++w) {
+      const V x = loadv(b.p + 32 * w);
+      for (int i = 0; i < NQ; ++i) {
+        const V qw = _mm256_set1_epi64x(static_cast<long long>(simd::load_word(q[i] + 8 * w)));
+        c[i] = _mm256_add_epi8(c[i], popcnt_bytes(_mm256_xor_si256(x, qw)));
+      }
+      if (++pending == 31) {
+        for (int i = 0; i < NQ; ++i) {
+          d[i] = _mm256_add_epi64(d[i], sad(c[i]));
+          c[i] = _mm256_setzero_si256();
+        }
+        pending = 0;
+      }
+    }
+    const V x = loadv(b.p + 32 * n);
+    for (int i = 0; i < NQ; ++i) {
+      c[i] = _mm256_add_epi8(c[i], popcnt_bytes(_mm256_xor_si256(x, _mm256_set1_epi64x(static_cast<long long>(last[i])))));
+      d[i] = _mm256_add_epi64(d[i], sad(c[i]));
+    }
   }
   static void store_i32(V d, dist_t* o) {
     alignas(32) Elem lanes[4];

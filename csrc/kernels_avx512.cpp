@@ -31,8 +31,8 @@ using simd::code_word;
 // ---- one code per 8/16/32-bit lane
 template <int CS>
 struct Narrow {
-  static constexpr bool kPacked = false, kIdentity = true, kCompressEmit = false;
-  static constexpr int kLanes = 64 / CS, kGroup = 4;
+  static constexpr bool kPacked = false, kIdentity = true, kCompressEmit = false, kWordOuter = false;
+  static constexpr int kLanes = 64 / CS, kGroup = 4, kQueries = kQueryBlock;
   using V = Vec;
   using Mask = std::conditional_t<CS == 1, __mmask64, std::conditional_t<CS == 2, __mmask32, __mmask16>>;
   using Elem = std::conditional_t<CS == 1, std::uint8_t, std::conditional_t<CS == 2, std::uint16_t, std::uint32_t>>;
@@ -165,8 +165,8 @@ inline std::uint32_t compress_emit(V d, unsigned m, std::size_t j0, std::uint32_
 
 template <class L>
 struct Words {
-  static constexpr bool kPacked = L::kPacked, kIdentity = L::kIdentity, kCompressEmit = true;
-  static constexpr int kLanes = 8, kGroup = 8, kW = L::kW;
+  static constexpr bool kPacked = L::kPacked, kIdentity = L::kIdentity, kCompressEmit = true, kWordOuter = false;
+  static constexpr int kLanes = 8, kGroup = 8, kQueries = kQueryBlock, kW = L::kW;
   static constexpr const int* kLaneOfCode = [] {
     if constexpr (L::kIdentity) return static_cast<const int*>(nullptr);
     else return L::kLaneOfCode;
@@ -218,8 +218,8 @@ struct Words {
 // Packed layout with a run-time word count (codes wider than 64 bytes): the block stays in memory (L1) and each
 // query streams it.
 struct WordsAny {
-  static constexpr bool kPacked = true, kIdentity = true, kCompressEmit = true;
-  static constexpr int kLanes = 8, kGroup = 8;
+  static constexpr bool kPacked = true, kIdentity = true, kCompressEmit = true, kWordOuter = true;
+  static constexpr int kLanes = 8, kGroup = 8, kQueries = kQueryBlock;
   static constexpr const int* kLaneOfCode = nullptr;
   using V = Vec;
   using Mask = __mmask8;
@@ -254,6 +254,21 @@ struct WordsAny {
     }
     const V ql = _mm512_set1_epi64(static_cast<long long>(last[i]));
     return _mm512_add_epi64(d, _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(b.p + 64 * n), ql)));
+  }
+  template <int NQ>
+  void dists(const Block& b, V* d) const {  // each block word loaded once for all queries
+    for (int i = 0; i < NQ; ++i) d[i] = _mm512_setzero_si512();
+    const std::size_t n = words - 1;
+    for (std::size_t w = 0; w < n; ++w) {
+      const V x = _mm512_loadu_si512(b.p + 64 * w);
+      for (int i = 0; i < NQ; ++i) {
+        const V qw = _mm512_set1_epi64(static_cast<long long>(simd::load_word(q[i] + 8 * w)));
+        d[i] = _mm512_add_epi64(d[i], _mm512_popcnt_epi64(_mm512_xor_si512(x, qw)));
+      }
+    }
+    const V x = _mm512_loadu_si512(b.p + 64 * n);
+    for (int i = 0; i < NQ; ++i)
+      d[i] = _mm512_add_epi64(d[i], _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_set1_epi64(static_cast<long long>(last[i])))));
   }
   static V vmin(V a, V b) { return _mm512_min_epu64(a, b); }
   static V thr(int t) { return _mm512_set1_epi64(t); }

@@ -6,16 +6,19 @@
 // A lane config K describes one code layout on one ISA:
 //   V, Mask, Elem         vector type, lane mask (one bit per code lane), integer type of one distance lane
 //   kLanes                codes per block (one vector of distances)
+//   kQueries              queries per register block (4 or 8: each database load is reused for them)
 //   kGroup                blocks scanned between two threshold checks (hits are rare: check seldom)
 //   kIdentity             lane l holds code l of the block (else kLaneOfCode[j] is the lane of code j)
 //   Block, load(p, blk)   one block of codes starting at byte p, as the vectors dist() reads
 //   dist(blk, i)          distances of the block's codes to query i (set by the caller through the config)
+//   kWordOuter, dists<NQ> (optional) distances to all NQ queries at once, looping over database words outside
 //   vmin, thr, le         lane-wise min, threshold vector, lanes with distance <= threshold (signed: -1 selects none)
 //   store(d, Elem*)       the kLanes lanes of d, in lane order
 //   block_bytes           bytes between consecutive blocks
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 
 #include "xmhash/types.hpp"
@@ -160,6 +163,16 @@ __attribute__((always_inline)) inline std::uint32_t group_hits(const K& k, const
   return n;
 }
 
+// Distances of one block to the NQ queries: per query (configs whose block is in registers), or all queries per
+// database word (configs that stream a long block from memory: each word is loaded once for all queries).
+template <class K, int NQ>
+__attribute__((always_inline)) inline void all_dists(const K& k, const typename K::Block& blk, typename K::V* d) {
+  if constexpr (K::kWordOuter)
+    k.template dists<NQ>(blk, d);
+  else
+    for (int i = 0; i < NQ; ++i) d[i] = k.dist(blk, i);
+}
+
 // Groups with hits noted before they are scanned again (scan_blocks).
 constexpr std::size_t kPending = 256;
 
@@ -193,12 +206,14 @@ void scan_blocks(const K& k, const code_t* db, std::size_t nblocks, int last, st
     {
       typename K::Block blk;
       k.load(db + b * bb, blk);
-      for (int i = 0; i < NQ; ++i) acc[i] = k.dist(blk, i);
+      all_dists<K, NQ>(k, blk, acc);
     }
     for (int g = 1; g < K::kGroup; ++g) {
       typename K::Block blk;
       k.load(db + (b + g) * bb, blk);
-      for (int i = 0; i < NQ; ++i) acc[i] = K::vmin(acc[i], k.dist(blk, i));
+      V d[NQ];
+      all_dists<K, NQ>(k, blk, d);
+      for (int i = 0; i < NQ; ++i) acc[i] = K::vmin(acc[i], d[i]);
     }
     Mask any = 0;
     for (int i = 0; i < NQ; ++i) any |= K::le(acc[i], tv[i]);
@@ -215,10 +230,12 @@ void scan_blocks(const K& k, const code_t* db, std::size_t nblocks, int last, st
     typename K::Block blk;
     k.load(db + b * bb, blk);
     const Mask valid = b < nfull ? static_cast<Mask>(~Mask(0)) : lane_prefix<K>(last);
+    V d[NQ];
+    all_dists<K, NQ>(k, blk, d);
     for (int i = 0; i < NQ; ++i) {
-      const V d = k.dist(blk, i);
-      const Mask m = static_cast<Mask>(K::le(d, tv[i]) & valid);
-      if (m) out.count[i] = emit<K>(d, m, j0 + b * K::kLanes, out.idx + i * out.ld, out.dist + i * out.ld, out.count[i]);
+      const Mask m = static_cast<Mask>(K::le(d[i], tv[i]) & valid);
+      if (m)
+        out.count[i] = emit<K>(d[i], m, j0 + b * K::kLanes, out.idx + i * out.ld, out.dist + i * out.ld, out.count[i]);
     }
   }
 }
@@ -231,8 +248,10 @@ void cdist_blocks(const K& k, int nq, const code_t* db, std::size_t nblocks, int
     typename K::Block blk;
     k.load(db + b * k.block_bytes, blk);
     const int n = b + 1 < nblocks ? K::kLanes : last;
+    typename K::V dd[NQ];
+    all_dists<K, NQ>(k, blk, dd);
     for (int i = 0; i < NQ && i < nq; ++i) {
-      const typename K::V d = k.dist(blk, i);
+      const typename K::V d = dd[i];
       dist_t* o = out + i * ld + j0 + b * K::kLanes;
       if (n == K::kLanes) {
         K::store_i32(d, o);
@@ -254,7 +273,8 @@ struct QueryGroup {
   K k;
   int nq, slots;
   int thr[kQueryBlock];
-  QueryGroup(const code_t* q, int nq_, std::size_t cs, const int* thresh) : k(cs), nq(nq_), slots(query_slots(nq_)) {
+  QueryGroup(const code_t* q, int nq_, std::size_t cs, const int* thresh)
+      : k(cs), nq(nq_), slots(std::min(query_slots(nq_), K::kQueries)) {
     const int nbits = static_cast<int>(cs * 8);
     for (int i = 0; i < slots; ++i) {
       k.set_query(i, q + (i < nq ? i : 0) * cs, cs);
@@ -267,7 +287,7 @@ struct QueryGroup {
       case 1: return scan_blocks<K, 1>(k, db, nblocks, last, j0, thr, out);
       case 2: return scan_blocks<K, 2>(k, db, nblocks, last, j0, thr, out);
       case 4: return scan_blocks<K, 4>(k, db, nblocks, last, j0, thr, out);
-      default: return scan_blocks<K, 8>(k, db, nblocks, last, j0, thr, out);
+      default: return scan_blocks<K, K::kQueries>(k, db, nblocks, last, j0, thr, out);
     }
   }
   void cdist(const code_t* db, std::size_t nblocks, int last, std::size_t j0, dist_t* out, std::size_t ld) const {
@@ -275,7 +295,7 @@ struct QueryGroup {
       case 1: return cdist_blocks<K, 1>(k, nq, db, nblocks, last, j0, out, ld);
       case 2: return cdist_blocks<K, 2>(k, nq, db, nblocks, last, j0, out, ld);
       case 4: return cdist_blocks<K, 4>(k, nq, db, nblocks, last, j0, out, ld);
-      default: return cdist_blocks<K, 8>(k, nq, db, nblocks, last, j0, out, ld);
+      default: return cdist_blocks<K, K::kQueries>(k, nq, db, nblocks, last, j0, out, ld);
     }
   }
 };
@@ -317,15 +337,15 @@ void run_scan(const code_t* q, int nq, const code_t* db, std::size_t nb, std::si
               HitSink out) {
   if constexpr (K::kPacked) {
     for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
-      for (int g = 0; g < nq; g += kQueryBlock) {
-        const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+      for (int g = 0; g < nq; g += K::kQueries) {
+        const int n = nq - g < K::kQueries ? nq - g : K::kQueries;
         HitSink o{out.idx + g * out.ld, out.dist + g * out.ld, out.count + g, out.ld};
         QueryGroup<K>(q + g * cs, n, cs, thresh + g).scan(p, nblocks, last, j0, o);
       }
     });
   } else {  // row-major: the tile is read in place, so sweep it once per query group
-    for (int g = 0; g < nq; g += kQueryBlock) {
-      const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+    for (int g = 0; g < nq; g += K::kQueries) {
+      const int n = nq - g < K::kQueries ? nq - g : K::kQueries;
       HitSink o{out.idx + g * out.ld, out.dist + g * out.ld, out.count + g, out.ld};
       const QueryGroup<K> group(q + g * cs, n, cs, thresh + g);
       for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
@@ -341,14 +361,14 @@ void run_cdist(const code_t* q, int nq, const code_t* db, std::size_t nb, std::s
                std::size_t ld) {
   if constexpr (K::kPacked) {
     for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
-      for (int g = 0; g < nq; g += kQueryBlock) {
-        const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+      for (int g = 0; g < nq; g += K::kQueries) {
+        const int n = nq - g < K::kQueries ? nq - g : K::kQueries;
         QueryGroup<K>(q + g * cs, n, cs, nullptr).cdist(p, nblocks, last, j0, out + g * ld, ld);
       }
     });
   } else {
-    for (int g = 0; g < nq; g += kQueryBlock) {
-      const int n = nq - g < kQueryBlock ? nq - g : kQueryBlock;
+    for (int g = 0; g < nq; g += K::kQueries) {
+      const int n = nq - g < K::kQueries ? nq - g : K::kQueries;
       const QueryGroup<K> group(q + g * cs, n, cs, nullptr);
       for_each_slice<K>(db, nb, cs, [&](const code_t* p, std::size_t nblocks, int last, std::size_t j0) {
         group.cdist(p, nblocks, last, j0, out + g * ld, ld);
