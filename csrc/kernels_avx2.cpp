@@ -209,7 +209,8 @@ struct Words : Lanes64 {
   }
 };
 
-// Packed layout with a run-time word count (codes wider than 64 bytes).
+// Packed layout with a run-time word count (codes wider than 64 bytes): the block stays in memory (L1); dists()
+// loads each of its words once for all queries.
 struct WordsAny : Lanes64 {
   static constexpr bool kPacked = true, kIdentity = true, kWordOuter = true;
   static constexpr const int* kLaneOfCode = nullptr;

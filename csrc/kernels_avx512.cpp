@@ -6,8 +6,9 @@
 //   8, 16, 32 bytes   one code per 64-bit lane, 8 codes per block; 16- and 32-byte rows are transposed in registers
 //                     (once per block, shared by the block's queries) so that vector w holds word w of 8 codes
 //   other widths      re-laid word-major a slice at a time (scan_simd.hpp: pack_words), then as above
-// Each database load is reused for up to 8 queries (register blocking), and the threshold test is a lane-wise
-// minimum over 8 blocks compared once per query (scan_simd.hpp: scan_blocks).
+// Each database load is reused for up to 8 queries (register blocking); the threshold test is a lane-wise
+// minimum over a group of blocks compared once per query, and groups with hits are rescanned afterwards, the
+// hits written with compress-stores (scan_simd.hpp: scan_blocks).
 #include <immintrin.h>
 
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the intrinsic headers as uninitialised.
@@ -215,8 +216,8 @@ struct Words {
   }
 };
 
-// Packed layout with a run-time word count (codes wider than 64 bytes): the block stays in memory (L1) and each
-// query streams it.
+// Packed layout with a run-time word count (codes wider than 64 bytes): the block stays in memory (L1); dists()
+// loads each of its words once for all queries.
 struct WordsAny {
   static constexpr bool kPacked = true, kIdentity = true, kCompressEmit = true, kWordOuter = true;
   static constexpr int kLanes = 8, kGroup = 8, kQueries = kQueryBlock;

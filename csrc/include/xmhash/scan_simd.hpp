@@ -1,24 +1,28 @@
 // The fused distance + threshold scan shared by the SIMD translation units (kernels_avx2.cpp,
 // kernels_avx512.cpp). Everything here is a template over a "lane config" K that the including file defines with
 // its own intrinsics inside an anonymous namespace, so every instantiation is private to that translation unit and
-// compiled with its flags (no inline function with wide instructions can leak into the portable path).
+// compiled with its flags (no inline function with wide instructions can leak into the portable path; for the same
+// reason this file uses no standard-library templates).
 //
 // A lane config K describes one code layout on one ISA:
-//   V, Mask, Elem         vector type, lane mask (one bit per code lane), integer type of one distance lane
-//   kLanes                codes per block (one vector of distances)
-//   kQueries              queries per register block (4 or 8: each database load is reused for them)
-//   kGroup                blocks scanned between two threshold checks (hits are rare: check seldom)
-//   kIdentity             lane l holds code l of the block (else kLaneOfCode[j] is the lane of code j)
-//   Block, load(p, blk)   one block of codes starting at byte p, as the vectors dist() reads
-//   dist(blk, i)          distances of the block's codes to query i (set by the caller through the config)
-//   kWordOuter, dists<NQ> (optional) distances to all NQ queries at once, looping over database words outside
-//   vmin, thr, le         lane-wise min, threshold vector, lanes with distance <= threshold (signed: -1 selects none)
-//   store(d, Elem*)       the kLanes lanes of d, in lane order
-//   block_bytes           bytes between consecutive blocks
+//   V, Mask, Elem          vector type, lane mask (one bit per code lane), integer type of one distance lane
+//   kLanes                 codes per block (one vector of distances)
+//   kQueries               queries per register block: each database load is reused for all of them
+//   kGroup                 blocks between two threshold checks (hits are rare: check seldom)
+//   kPacked                codes are re-laid word-major (pack_words) before the scan, else read row-major in place
+//   kIdentity              lane l holds code l of the block, else kLaneOfCode[j] is the lane of code j
+//   K(cs), set_query(i, q, cs)  the config for code width cs, holding query i
+//   Block, load(p, blk)    one block of codes at byte p, as dist() reads it; block_bytes apart
+//   dist(blk, i)           distances of the block's codes to query i
+//   kWordOuter, dists<NQ>  if set: distances to all NQ queries at once, each database word loaded once
+//   vmin, thr(t), le(d, t) lane-wise minimum, threshold vector, lanes with d <= t (t = -1 selects none)
+//   code_mask(m)           a lane mask in code order; code_dist(p, j, i): scalar distance of code j of the group
+//                          at p to query i (the hit path)
+//   store(d, Elem*), store_i32(d, dist_t*)  the lanes of d (lane order), the distances as int32 (code order)
+//   kCompressEmit, emit    if set: a branch-free writer of a block's hits
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 
 #include "xmhash/types.hpp"
@@ -26,17 +30,12 @@
 namespace xmhash::simd {
 namespace {
 
-// Where scan_block writes its hits (see Kernels::scan_block).
+// Where scan_block writes its hits (see Kernels::scan_block): row i holds query i's hits, count[i] of them.
 struct HitSink {
   std::uint32_t* idx;
   std::uint16_t* dist;
   std::uint32_t* count;
   std::size_t ld;
-  void add(int i, std::size_t j, unsigned d) {
-    const std::size_t n = count[i]++;
-    idx[i * ld + n] = static_cast<std::uint32_t>(j);
-    dist[i * ld + n] = static_cast<std::uint16_t>(d);
-  }
 };
 
 inline std::uint64_t load_word(const code_t* p) {
@@ -274,7 +273,7 @@ struct QueryGroup {
   int nq, slots;
   int thr[kQueryBlock];
   QueryGroup(const code_t* q, int nq_, std::size_t cs, const int* thresh)
-      : k(cs), nq(nq_), slots(std::min(query_slots(nq_), K::kQueries)) {
+      : k(cs), nq(nq_), slots(query_slots(nq_) < K::kQueries ? query_slots(nq_) : K::kQueries) {
     const int nbits = static_cast<int>(cs * 8);
     for (int i = 0; i < slots; ++i) {
       k.set_query(i, q + (i < nq ? i : 0) * cs, cs);
@@ -331,7 +330,7 @@ void for_each_slice(const code_t* db, std::size_t nb, std::size_t cs, F&& f) {
   }
 }
 
-// Kernels::scan_block for config K: every query group of 8 sweeps each slice while it is in cache.
+// Kernels::scan_block for config K: every group of kQueries queries sweeps each slice while it is in cache.
 template <class K>
 void run_scan(const code_t* q, int nq, const code_t* db, std::size_t nb, std::size_t cs, const int* thresh,
               HitSink out) {
