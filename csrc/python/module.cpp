@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "xmhash/isa.hpp"
+#include "xmhash/metrics.hpp"
 #include "xmhash/parallel.hpp"
 #include "xmhash/search.hpp"
 
@@ -125,6 +126,109 @@ PYBIND11_MODULE(_core, m) {
       py::arg("queries"), py::arg("database"), py::arg("radius"), py::arg("threads") = 0, py::arg("k") = 0);
 
   // ------------------------------------------------------------------ metrics
+  // Labels arrive normalised by xmhash.metrics: packed multi-hot rows (uint8, 2-D) or class ids (int64, 1-D).
+  auto retrieval_set = [](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl) {
+    Codes qv = codes_view(q, "q_codes"), dv = codes_view(db, "db_codes");
+    RetrievalSet set{qv.data, qv.n, dv.data, dv.n, common_width(qv, dv), Labels{}};
+    auto is = [](const py::array& a, py::dtype dt, int ndim) {
+      return a.dtype().is(dt) && a.ndim() == ndim && (a.flags() & py::array::c_style);
+    };
+    if (is(ql, py::dtype::of<std::uint8_t>(), 2) && is(dl, py::dtype::of<std::uint8_t>(), 2) &&
+        ql.shape(1) == dl.shape(1)) {
+      set.labels.q_bits = static_cast<const code_t*>(ql.data());
+      set.labels.db_bits = static_cast<const code_t*>(dl.data());
+      set.labels.label_bytes = static_cast<std::size_t>(ql.shape(1));
+    } else if (is(ql, py::dtype::of<std::int64_t>(), 1) && is(dl, py::dtype::of<std::int64_t>(), 1)) {
+      set.labels.q_class = static_cast<const std::int64_t*>(ql.data());
+      set.labels.db_class = static_cast<const std::int64_t*>(dl.data());
+    } else {
+      throw std::invalid_argument(
+          "labels must both be C-contiguous packed multi-hot rows (uint8, 2-D, same width) or class ids "
+          "(int64, 1-D)");
+    }
+    if (static_cast<std::size_t>(ql.shape(0)) != set.nq || static_cast<std::size_t>(dl.shape(0)) != set.nb)
+      throw std::invalid_argument("q_labels/db_labels must have one row per code of q_codes/db_codes");
+    return set;
+  };
+  auto parse_ties = [](const std::string& t) {
+    if (t == "index") return Ties::Index;
+    if (t == "average") return Ties::Average;
+    throw std::invalid_argument("ties must be 'index' or 'average', got '" + t + "'");
+  };
+
+  m.def(
+      "average_precision",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl, std::size_t k,
+          const std::string& ties, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        Ties t = parse_ties(ties);
+        py::array_t<double> ap(static_cast<py::ssize_t>(set.nq));
+        double* out = ap.mutable_data();
+        {
+          py::gil_scoped_release release;
+          average_precision(set, k, t, out, threads);
+        }
+        return ap;
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("k"),
+      py::arg("ties"), py::arg("threads") = 0);
+
+  m.def(
+      "precision_recall_at",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl,
+          const py::array_t<std::uint64_t, py::array::c_style>& ks, const std::string& ties, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        Ties t = parse_ties(ties);
+        if (ks.ndim() != 1) throw std::invalid_argument("ks must be 1-D");
+        const std::size_t nk = static_cast<std::size_t>(ks.shape(0));
+        std::vector<std::size_t> kv(ks.data(), ks.data() + nk);
+        py::array_t<double> prec({static_cast<py::ssize_t>(set.nq), static_cast<py::ssize_t>(nk)});
+        py::array_t<double> rec({static_cast<py::ssize_t>(set.nq), static_cast<py::ssize_t>(nk)});
+        double* p = prec.mutable_data();
+        double* r = rec.mutable_data();
+        {
+          py::gil_scoped_release release;
+          precision_recall_at(set, kv.data(), nk, t, p, r, threads);
+        }
+        return py::make_tuple(prec, rec);
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("ks"),
+      py::arg("ties"), py::arg("threads") = 0);
+
+  m.def(
+      "radius_curves",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        RadiusCurves c;
+        {
+          py::gil_scoped_release release;
+          c = radius_curves(set, threads);
+        }
+        py::dict out;
+        out["tp"] = to_numpy(std::move(c.tp));
+        out["retrieved"] = to_numpy(std::move(c.retrieved));
+        out["relevant"] = c.relevant;
+        out["precision_sum"] = to_numpy(std::move(c.precision_sum));
+        out["precision_count"] = to_numpy(std::move(c.precision_count));
+        out["recall_sum"] = to_numpy(std::move(c.recall_sum));
+        return out;
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("threads") = 0);
+
+  m.def(
+      "precision_within_radius",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl, int radius, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        py::array_t<double> prec(static_cast<py::ssize_t>(set.nq));
+        double* p = prec.mutable_data();
+        {
+          py::gil_scoped_release release;
+          precision_within_radius(set, radius, p, threads);
+        }
+        return prec;
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("radius"),
+      py::arg("threads") = 0);
 
   // ------------------------------------------------------------------ pairwise loss
 
