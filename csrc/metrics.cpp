@@ -44,22 +44,43 @@ PaddedLabels pad_labels(const RetrievalSet& set) {
   return p;
 }
 
-// Relevance of database item j to one query, one functor per label form.
+// Relevance of database item j to query i of a block (rows from the block's first query), per label form.
 struct ClassRelevance {
   const std::int64_t* db;
-  std::int64_t q;
-  bool operator()(std::size_t j) const { return db[j] == q; }
+  const std::int64_t* q;
+  bool operator()(int i, std::size_t j) const { return db[j] == q[i]; }
 };
 template <std::size_t Width>  // Width == 0: run-time width
 struct BitsRelevance {
   const code_t* db;
   const code_t* q;
   std::size_t width;
-  bool operator()(std::size_t j) const {
+  bool operator()(int i, std::size_t j) const {
     const std::size_t w = Width ? Width : width;
-    return shares_label(q, db + j * w, w);
+    return shares_label(q + static_cast<std::size_t>(i) * w, db + j * w, w);
   }
 };
+
+// Reduces query i's row of one cdist tile (dist[j] = distance to item b0 + j) into its counts:
+//   counts only:  ++counts[2d + relevant]  (one table: one store per item instead of two)
+//   with ranks:   counts[d] = items seen at distance d; each item is appended to `found` as
+//                 (d << 32) | its position within distance d (the count before it, since items arrive in
+//                 index order), branch-free: every item is written, only a relevant one advances the end.
+template <bool Ranks, class Rel>
+void reduce_row(const dist_t* dist, std::size_t n, std::size_t b0, int i, const Rel& rel, std::uint32_t* counts,
+                std::uint64_t* found, std::uint64_t& n_rel) {
+  if (Ranks) {
+    std::uint64_t end = n_rel;
+    for (std::size_t j = 0; j < n; ++j) {
+      const dist_t d = dist[j];
+      found[end] = (static_cast<std::uint64_t>(d) << 32) | counts[d]++;
+      end += rel(i, b0 + j);
+    }
+    n_rel = end;
+  } else {
+    for (std::size_t j = 0; j < n; ++j) ++counts[2 * dist[j] + rel(i, b0 + j)];
+  }
+}
 
 // Per-worker buffers, reused across the query blocks the worker takes.
 struct Scratch {
@@ -119,25 +140,13 @@ void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel
       for (std::size_t b0 = 0; b0 < nb; b0 += tile) {
         const std::size_t n = std::min(tile, nb - b0);
         kern.cdist_block(set.q + q0 * cs, nqb, set.db + b0 * cs, n, cs, s.dist.data(), tile);
+        const auto rel = make_rel(q0);
         for (int i = 0; i < nqb; ++i) {
-          const dist_t* drow = s.dist.data() + static_cast<std::size_t>(i) * tile;
+          const dist_t* row = s.dist.data() + static_cast<std::size_t>(i) * tile;
           std::uint32_t* cnt = s.counts.data() + static_cast<std::size_t>(i) * 2 * nbins;
-          const auto rel = make_rel(q0 + i);
-          if (!want_ranks) {
-            // One increment per item: items and relevant items share a table (fewer stores than two).
-            for (std::size_t j = 0; j < n; ++j) ++cnt[2 * drow[j] + rel(b0 + j)];
-          } else {
-            // Branch-free append: every item is written, only a relevant one advances the end. The count of
-            // items seen at its distance is its position there, since the scan runs in index order.
-            std::uint64_t* f = s.found.data() + static_cast<std::size_t>(i) * nb;
-            std::uint64_t nr = s.n_rel[i];
-            for (std::size_t j = 0; j < n; ++j) {
-              const dist_t d = drow[j];
-              f[nr] = (static_cast<std::uint64_t>(d) << 32) | cnt[d]++;
-              nr += rel(b0 + j);
-            }
-            s.n_rel[i] = nr;
-          }
+          std::uint64_t* found = want_ranks ? s.found.data() + static_cast<std::size_t>(i) * nb : nullptr;
+          if (want_ranks) reduce_row<true>(row, n, b0, i, rel, cnt, found, s.n_rel[i]);
+          else reduce_row<false>(row, n, b0, i, rel, cnt, found, s.n_rel[i]);
         }
       }
       for (int i = 0; i < nqb; ++i) {
@@ -193,7 +202,7 @@ void for_each_ranking(const RetrievalSet& set, bool want_ranks, int threads, con
   if (set.labels.q_class) {
     rank_queries(
         set, want_ranks, threads,
-        [&](std::size_t qi) { return ClassRelevance{set.labels.db_class, set.labels.q_class[qi]}; }, consume);
+        [&](std::size_t q0) { return ClassRelevance{set.labels.db_class, set.labels.q_class + q0}; }, consume);
     return;
   }
   const PaddedLabels lab = pad_labels(set);
@@ -201,11 +210,11 @@ void for_each_ranking(const RetrievalSet& set, bool want_ranks, int threads, con
   if (w == 8) {
     rank_queries(
         set, want_ranks, threads,
-        [&](std::size_t qi) { return BitsRelevance<8>{lab.db.data(), lab.q.data() + qi * 8, 8}; }, consume);
+        [&](std::size_t q0) { return BitsRelevance<8>{lab.db.data(), lab.q.data() + q0 * 8, 8}; }, consume);
   } else {
     rank_queries(
         set, want_ranks, threads,
-        [&](std::size_t qi) { return BitsRelevance<0>{lab.db.data(), lab.q.data() + qi * w, w}; }, consume);
+        [&](std::size_t q0) { return BitsRelevance<0>{lab.db.data(), lab.q.data() + q0 * w, w}; }, consume);
   }
 }
 

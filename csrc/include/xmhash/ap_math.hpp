@@ -73,16 +73,12 @@ XMHASH_HD std::uint64_t hits_at_index(const std::uint32_t* rel_rank, std::uint64
 }
 
 // AP over the whole ranking, ties broken by database index: (1/R) sum_i i / rank_i. With k > 0, the
-// top-window AP@k: the same sum over ranks <= k, divided by the number of them (R_k). Four partial sums keep
-// the divisions independent (pipelined, pairable into packed divides).
+// top-window AP@k: the same sum over ranks <= k, divided by the number of them (R_k).
 XMHASH_HD double ap_index(const std::uint32_t* rel_rank, std::uint64_t n_rel, std::uint64_t k) {
   const std::uint64_t hits = k == 0 ? n_rel : hits_at_index(rel_rank, n_rel, k);
-  double s[4] = {0.0, 0.0, 0.0, 0.0};
-  std::uint64_t i = 0;
-  for (; i + 4 <= hits; i += 4)
-    for (int u = 0; u < 4; ++u) s[u] += static_cast<double>(i + u + 1) / static_cast<double>(rel_rank[i + u]);
-  for (; i < hits; ++i) s[0] += static_cast<double>(i + 1) / static_cast<double>(rel_rank[i]);
-  return hits ? ((s[0] + s[1]) + (s[2] + s[3])) / static_cast<double>(hits) : 0.0;
+  double s = 0.0;
+  for (std::uint64_t i = 0; i < hits; ++i) s += static_cast<double>(i + 1) / static_cast<double>(rel_rank[i]);
+  return hits ? s / static_cast<double>(hits) : 0.0;
 }
 
 // Tie-aware AP over the whole ranking: the mean of AP over every order of the items within each distance,
