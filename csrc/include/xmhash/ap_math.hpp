@@ -94,6 +94,23 @@ XMHASH_HD double ap_tie(const std::uint32_t* n_at, const std::uint32_t* r_at, in
   return r_before ? s / static_cast<double>(r_before) : 0.0;
 }
 
+// Value of the top-window AP@k when the cut group contributes m relevant items among its t positions:
+// (S_< + tie_group_sum(N_<, R_<, t, m)) / (R_< + m), with s1, s2 = position_sums(N_<, t).
+XMHASH_HD double cut_group_value(double s_before, std::uint64_t r_before, std::uint64_t t, std::uint64_t m, double s1,
+                                 double s2) {
+  if (r_before + m == 0) return 0.0;
+  const double md = static_cast<double>(m), td = static_cast<double>(t);
+  const double slope = t > 1 ? (md - 1.0) / (td - 1.0) : 0.0;
+  const double group = m == 0 ? 0.0 : md / td * ((static_cast<double>(r_before) + 1.0) * s1 + slope * s2);
+  return (s_before + group) / (static_cast<double>(r_before) + md);
+}
+
+// Hypergeometric weight ratio w(m+1) / w(m) for m relevant among t drawn from n items with r relevant.
+XMHASH_HD double hypergeometric_step(std::uint64_t n, std::uint64_t r, std::uint64_t t, std::uint64_t m) {
+  return static_cast<double>(r - m) * static_cast<double>(t - m) /
+         (static_cast<double>(m + 1) * static_cast<double>(n - r - t + m + 1));
+}
+
 // Expected top-window AP@k over every order within distances. Groups wholly inside the top k contribute
 // their tie_group_sum; the group cut by position k contributes t = k - N_< positions holding m relevant
 // items, m hypergeometric(n, r, t); given m those positions are a uniform order of m relevant among t, so
@@ -116,35 +133,24 @@ XMHASH_HD double ap_tie_at_k(const std::uint32_t* n_at, const std::uint32_t* r_a
   const std::uint64_t t = k - n_before;  // 1 <= t < n
   double s1, s2;
   position_sums(n_before, t, &s1, &s2);
-  const double hits0 = static_cast<double>(r_before) + 1.0, td = static_cast<double>(t);
   const std::uint64_t lo = t > n - r ? t - (n - r) : 0, hi = r < t ? r : t;
-  // Unnormalised hypergeometric weights by the ratio w(m+1)/w(m) = (r-m)(t-m) / ((m+1)(n-r-t+m+1)), walked
-  // out from the mode and stopped once negligible (every value below lies in [0, 1]).
-  auto value = [&](std::uint64_t m) {
-    if (r_before + m == 0) return 0.0;
-    const double md = static_cast<double>(m);
-    const double group = m == 0 ? 0.0 : md / td * (hits0 * s1 + (t > 1 ? (md - 1.0) / (td - 1.0) * s2 : 0.0));
-    return (s + group) / (static_cast<double>(r_before) + md);
-  };
-  auto ratio = [&](std::uint64_t m) {  // w(m+1) / w(m)
-    return static_cast<double>(r - m) * static_cast<double>(t - m) /
-           (static_cast<double>(m + 1) * static_cast<double>(n - r - t + m + 1));
-  };
+  // Unnormalised hypergeometric weights, walked out from the mode (w = 1) and stopped once negligible (every
+  // value lies in [0, 1]); dividing by their sum normalises them.
   std::uint64_t mode = static_cast<std::uint64_t>((static_cast<double>(t) + 1.0) * (static_cast<double>(r) + 1.0) /
                                                   (static_cast<double>(n) + 2.0));
   if (mode < lo) mode = lo;
   if (mode > hi) mode = hi;
-  double w_sum = 1.0, v_sum = value(mode), w = 1.0;
+  double w_sum = 1.0, v_sum = cut_group_value(s, r_before, t, mode, s1, s2), w = 1.0;
   for (std::uint64_t m = mode; m < hi && w > 1e-40; ++m) {
-    w *= ratio(m);
+    w *= hypergeometric_step(n, r, t, m);
     w_sum += w;
-    v_sum += w * value(m + 1);
+    v_sum += w * cut_group_value(s, r_before, t, m + 1, s1, s2);
   }
   w = 1.0;
   for (std::uint64_t m = mode; m > lo && w > 1e-40; --m) {
-    w /= ratio(m - 1);
+    w /= hypergeometric_step(n, r, t, m - 1);
     w_sum += w;
-    v_sum += w * value(m - 1);
+    v_sum += w * cut_group_value(s, r_before, t, m - 1, s1, s2);
   }
   return v_sum / w_sum;
 }
