@@ -237,8 +237,8 @@ void precision_recall_at(const RetrievalSet& set, const std::size_t* ks, std::si
   for_each_ranking(set, by_index, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
     for (std::size_t j = 0; j < nk; ++j) {
       const std::uint64_t k = std::min<std::uint64_t>(ks[j], set.nb);
-      const double hits =
-          by_index ? static_cast<double>(hits_at_index(r.rel_rank, r.n_rel, k)) : hits_at_tie(r.n_at, r.r_at, r.nbins, k);
+      const double hits = by_index ? static_cast<double>(hits_at_index(r.rel_rank, r.n_rel, k))
+                                   : hits_at_tie(r.n_at, r.r_at, r.nbins, k);
       precision[qi * nk + j] = hits / static_cast<double>(k);
       recall[qi * nk + j] = r.n_rel ? hits / static_cast<double>(r.n_rel) : 0.0;
     }

@@ -221,7 +221,8 @@ def test_all_ties(isa, nbits):
         np.testing.assert_allclose(xm.mean_average_precision(q, db, ql, dl, k=k, per_query=True), want, rtol=1e-12)
     # One group of n items, r relevant: AP_tie = (1/n) sum_j [1 + (j-1)(r-1)/(n-1)] / j (closed-form path).
     want = [ref_ap_tie(d, rel[i]) for i in range(4)]
-    np.testing.assert_allclose(xm.mean_average_precision(q, db, ql, dl, ties="average", per_query=True), want, rtol=1e-12)
+    got = xm.mean_average_precision(q, db, ql, dl, ties="average", per_query=True)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
     # Expected precision@k inside one tie group is the relevant fraction at every k.
     frac = rel.mean(1)
     np.testing.assert_allclose(xm.precision_at_k(q, db, ql, dl, [1, 50, 300], ties="average", per_query=True),
@@ -420,7 +421,8 @@ QL, DL = np.array([[1, 0], [0, 1]]), np.array([[1, 0], [0, 1], [1, 1]])
         ((CODES, DB[:0], QL, DL[:0]), {}, ValueError, r"db_codes must hold at least one database code"),
         ((CODES, DB, QL, DL), {"ties": "stable"}, ValueError, r"ties must be 'index' or 'average', got 'stable'"),
         ((CODES, DB, QL, DL), {"threads": -1}, ValueError, r"threads must be an int >= 0"),
-        ((CODES, DB[:, :1], QL, DL), {}, ValueError, r"q_codes and db_codes must have the same code length, got 16 and 8"),
+        ((CODES, DB[:, :1], QL, DL), {}, ValueError,
+         r"q_codes and db_codes must have the same code length, got 16 and 8"),
         ((CODES, DB, QL, np.array([0, 1, 1])), {}, ValueError,
          r"q_labels and db_labels must be the same kind, got multi-hot \(n, classes\) and 1-D class ids"),
         ((CODES, DB, QL, np.ones((3, 3))), {}, ValueError,

@@ -80,7 +80,8 @@ def test_bad_input(tmp_path):
         plot.plot_precision_at_n(ok, 3)
     with pytest.raises(ValueError, match=r"curves must be a non-empty mapping"):
         plot.plot_precision_at_n({}, tmp_path / "x.png")
-    with pytest.raises(ValueError, match=r"curves\['a'\]: n and precision must be non-empty and the same length, got 2 and 3"):
+    mismatch = r"curves\['a'\]: n and precision must be non-empty and the same length, got 2 and 3"
+    with pytest.raises(ValueError, match=mismatch):
         plot.plot_precision_at_n({"a": ([1, 2], [0.1, 0.2, 0.3])}, tmp_path / "x.png")
     with pytest.raises(TypeError, match=r"curve labels must be all str or all \(method, nbits\) tuples"):
         plot.plot_map_vs_time({"a": ([1], [0.5]), ("b", 16): ([1], [0.5])}, tmp_path / "x.png")

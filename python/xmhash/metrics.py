@@ -87,7 +87,8 @@ def _prepare(q_codes, db_codes, q_labels, db_labels):
         raise ValueError("db_codes must hold at least one database code, got an empty database")
     ql_raw, dl_raw = _to_numpy(q_labels, "q_labels"), _to_numpy(db_labels, "db_labels")
     ql, dl = _labels(ql_raw, "q_labels"), _labels(dl_raw, "db_labels")
-    for lab, raw, codes, lname, cname in ((ql, ql_raw, q, "q_labels", "q_codes"), (dl, dl_raw, db, "db_labels", "db_codes")):
+    pairs = ((ql, ql_raw, q, "q_labels", "q_codes"), (dl, dl_raw, db, "db_labels", "db_codes"))
+    for lab, raw, codes, lname, cname in pairs:
         if lab.shape[0] != codes.shape[0]:
             raise ValueError(
                 f"{lname} has {raw.shape[0]} rows but {cname} has {codes.shape[0]} codes; they must match"
