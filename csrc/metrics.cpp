@@ -86,10 +86,11 @@ void reduce_row(const dist_t* dist, std::size_t n, std::size_t b0, int i, const 
 struct Scratch {
   std::vector<dist_t> dist;              // kQueryBlock x tile: one cdist_block
   std::vector<std::uint32_t> counts;     // kQueryBlock x 2 nbins: [2d + relevant] (counts only) or [d] (ranks)
-  std::vector<std::uint64_t> found;      // kQueryBlock x nb: relevant items in index order, (d << 32) | position
+  // Per query: the relevant items in index order as (d << 32) | position, grown with the relevant count.
+  std::vector<std::uint64_t> found[kQueryBlock];
   std::vector<std::uint64_t> n_rel;      // kQueryBlock
   std::vector<std::uint32_t> n_at, r_at, offset, n_before;  // nbins: one query's summary and counting sort
-  std::vector<std::uint32_t> ranks;      // nb: ranks of the relevant items, ascending
+  std::vector<std::uint32_t> ranks;      // one query's relevant items' ranks, ascending
 };
 
 using Consumer = std::function<void(std::size_t task, std::size_t query, const Ranking&)>;
@@ -125,10 +126,6 @@ void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel
       sp->counts.resize(kQueryBlock * 2 * nbins);
       sp->n_rel.resize(kQueryBlock);
       for (auto* v : {&sp->n_at, &sp->r_at, &sp->offset, &sp->n_before}) v->resize(nbins);
-      if (want_ranks) {
-        sp->found.resize(kQueryBlock * nb);
-        sp->ranks.resize(nb);
-      }
     }
     Scratch& s = *sp;
     const std::size_t q_begin = task * part.blocks_per_task * kQueryBlock;
@@ -144,9 +141,14 @@ void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel
         for (int i = 0; i < nqb; ++i) {
           const dist_t* row = s.dist.data() + static_cast<std::size_t>(i) * tile;
           std::uint32_t* cnt = s.counts.data() + static_cast<std::size_t>(i) * 2 * nbins;
-          std::uint64_t* found = want_ranks ? s.found.data() + static_cast<std::size_t>(i) * nb : nullptr;
-          if (want_ranks) reduce_row<true>(row, n, b0, i, rel, cnt, found, s.n_rel[i]);
-          else reduce_row<false>(row, n, b0, i, rel, cnt, found, s.n_rel[i]);
+          if (want_ranks) {
+            std::vector<std::uint64_t>& found = s.found[i];
+            const std::size_t need = s.n_rel[i] + n;  // the branch-free append may write one past the end
+            if (found.size() < need) found.resize(std::min(nb, std::max(need, 2 * found.size())));
+            reduce_row<true>(row, n, b0, i, rel, cnt, found.data(), s.n_rel[i]);
+          } else {
+            reduce_row<false>(row, n, b0, i, rel, cnt, nullptr, s.n_rel[i]);
+          }
         }
       }
       for (int i = 0; i < nqb; ++i) {
@@ -162,10 +164,11 @@ void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel
         } else {
           // Counting sort of the relevant items by distance (within a distance they arrived in index order):
           // rank = items at smaller distances + position within the distance + 1.
-          const std::uint64_t* f = s.found.data() + static_cast<std::size_t>(i) * nb;
+          const std::uint64_t* f = s.found[i].data();
           std::copy(cnt, cnt + nbins, na);
           std::fill(ra, ra + nbins, 0u);
           for (std::uint64_t t = 0; t < nr; ++t) ++ra[f[t] >> 32];
+          if (s.ranks.size() < nr) s.ranks.resize(nr);
           std::uint32_t slot = 0, before = 0;
           for (int d = 0; d < nbins; ++d) {
             s.offset[d] = slot;
