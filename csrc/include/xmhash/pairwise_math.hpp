@@ -14,8 +14,8 @@
 namespace xmhash {
 
 // ---------------------------------------------------------------- float32 exp / log1p
-// libm's expf/log1pf are scalar calls that block vectorisation; these are Cephes-style polynomials (about
-// 1-2 ulp) made of plain arithmetic and bit operations.
+// libm's exp/log are scalar calls that block vectorisation; these are polynomials (float: Cephes, about 1-2
+// ulp; double: below 1 ulp) made of plain arithmetic and bit operations.
 
 XMHASH_HD float bits_to_float(std::int32_t i) {
   float f;
@@ -78,11 +78,71 @@ XMHASH_HD float log1p_approx(float x) {
   return log_approx(u) - ((u - 1.0f) - x) / u;
 }
 
-// float64 keeps libm: exact to the last bit the reference expects (float64 is the precision of checks, float32
-// the precision of speed).
-XMHASH_HD double exp_approx(double x) { return std::exp(x); }
-XMHASH_HD double log_approx(double x) { return std::log(x); }
-XMHASH_HD double log1p_approx(double x) { return std::log1p(x); }
+// ---------------------------------------------------------------- float64 exp / log (below 1 ulp, vectorisable)
+
+XMHASH_HD double bits_to_double(std::int64_t i) {
+  double f;
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+XMHASH_HD std::int64_t double_to_bits(double f) {
+  std::int64_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
+}
+
+// e^x for finite x: 0 below the normal range (x < -708.39), saturating at e^709 above x = 709.
+// k = round(x / ln 2) is read from the bits of x / ln 2 + 1.5 * 2^52 (no float -> int64 conversion, which AVX2
+// lacks); e^r on |r| <= ln 2 / 2 is its degree-13 Taylor polynomial (truncation below 1e-17).
+XMHASH_HD double exp_approx(double x) {
+  const double lo = -708.39641853226408, hi = 709.0;
+  double xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  const double magic = 6755399441055744.0;
+  const double t = xc * 1.4426950408889634074 + magic;
+  const double k = t - magic;
+  const std::int64_t ki = double_to_bits(t) - double_to_bits(magic);
+  const double r = (xc - k * 6.93145751953125e-1) - k * 1.42860682030941723212e-6;
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r * r + r + 1.0;
+  const double y = p * bits_to_double((ki + 1023) << 52);
+  return x < lo ? 0.0 : y;
+}
+
+// log(x) for finite x >= 1 (fdlibm's __ieee754_log reduction and polynomial).
+XMHASH_HD double log_approx(double x) {
+  const std::int64_t bits = double_to_bits(x);
+  std::int64_t e = ((bits >> 52) & 0x7ff) - 1023;
+  double m = bits_to_double((bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
+  const bool big = m > 1.4142135623730951;
+  m = big ? 0.5 * m : m;
+  e = big ? e + 1 : e;
+  const double ef = bits_to_double(e + 0x4338000000000000LL) - 6755399441055744.0;  // int64 -> double
+  const double f = m - 1.0, s = f / (2.0 + f), z = s * s, w = z * z;
+  const double t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+  const double t2 = z * (6.666666666666735130e-01 +
+                         w * (2.857142874366239149e-01 + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+  const double R = t2 + t1, hfsq = 0.5 * f * f;
+  return ef * 6.93147180369123816490e-01 - ((hfsq - (s * (hfsq + R) + ef * 1.90821492927058770002e-10)) - f);
+}
+
+// log(1 + x) for finite x >= 0, accurate for tiny x (as the float version).
+XMHASH_HD double log1p_approx(double x) {
+  const double u = 1.0 + x;
+  return log_approx(u) - ((u - 1.0) - x) / u;
+}
 
 // ---------------------------------------------------------------- stable building blocks
 
