@@ -18,10 +18,11 @@ namespace xmhash {
 namespace {
 
 // Chunks of B: each owns an n x d partial of d loss / d A. Their number depends on the problem size only
-// (never on the thread count), so sums happen in the same order on every run.
+// (never on the thread count), so sums happen in the same order on every run and for every thread count.
 constexpr std::size_t kMaxChunks = 16;
 constexpr std::size_t kMinChunkRows = 64;
-constexpr std::size_t kPartialBudgetBytes = std::size_t(32) << 20;
+// Bound of all partials together; a larger A is processed in groups of rows (see pairwise_loss).
+constexpr std::size_t kPartialBudgetBytes = std::size_t(16) << 20;
 // Cache budgets of one block: B rows (L2) and the theta/gradient tile (L1/L2).
 constexpr std::size_t kBlockBBytes = std::size_t(128) << 10;
 constexpr std::size_t kBlockTileBytes = std::size_t(64) << 10;
@@ -103,17 +104,13 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
 
   const PairwiseKernels& kern = pairwise_kernels_for(active_isa());
   const std::size_t lanes = sizeof(T) == sizeof(float) ? kern.lanes_f32 : kern.lanes_f64;
-  const std::size_t n_pad = round_up(n, lanes), d_pad = round_up(d, lanes);
-  const std::size_t n_ld = leading_dim<T>(n_pad, lanes), d_ld = leading_dim<T>(d_pad, lanes);
+  const std::size_t d_pad = round_up(d, lanes), d_ld = leading_dim<T>(d_pad, lanes);
   const int threads = resolve_threads(opt.threads);
 
   PairwiseJob<T> job{};
-  job.n = n;
   job.N = N;
   job.d = d;
-  job.n_pad = n_pad;
   job.d_pad = d_pad;
-  job.n_ld = n_ld;
   job.d_ld = d_ld;
   job.b = b;
   job.scale = static_cast<T>(opt.scale);
@@ -125,18 +122,10 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
   job.want_grad_a = grad_a != nullptr;
   job.grad_b = grad_b;
 
-  // A^T (d x n_ld) for the theta product, vectorised over the batch, and A with padded rows (n x d_ld).
-  Buffer<T> at(d * n_ld), a_rows(n * d_ld);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t k = 0; k < d; ++k) at.get()[k * n_ld + i] = a[i * d + k];
-  for (std::size_t i = 0; i < n; ++i) std::memcpy(a_rows.get() + i * d_ld, a + i * d, d * sizeof(T));
-  job.at = at.get();
-  job.a_rows = a_rows.get();
-
   // Label rows as whole words: 4 bytes (up to 32 classes), 8, or a multiple of 8; copied only when padding.
   const std::size_t stride = label_bytes <= 4 ? 4 : round_up(label_bytes, 8);
   Buffer<code_t> la_padded, lb_padded;
-  job.labels_a = labels_a;
+  const code_t* la_rows = labels_a;
   job.labels_b = labels_b;
   job.label_stride = stride;
   if (stride != label_bytes) {
@@ -144,63 +133,92 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
     lb_padded = Buffer<code_t>(N * stride);
     for (std::size_t i = 0; i < n; ++i) std::memcpy(la_padded.get() + i * stride, labels_a + i * label_bytes, label_bytes);
     for (std::size_t j = 0; j < N; ++j) std::memcpy(lb_padded.get() + j * stride, labels_b + j * label_bytes, label_bytes);
-    job.labels_a = la_padded.get();
+    la_rows = la_padded.get();
     job.labels_b = lb_padded.get();
   }
 
-  const std::size_t rows = std::min(kBlockBBytes / (d_ld * sizeof(T)), kBlockTileBytes / (n_ld * sizeof(T)));
+  // A is processed in groups of rows small enough that every chunk's d loss / d A partial of a group fits the
+  // budget (one group for batch-sized A); each group is one parallel pass over B.
+  const std::size_t chunks = std::min(kMaxChunks, ceil_div(N, kMinChunkRows));
+  std::size_t group = n;
+  if (grad_a) {
+    const std::size_t fit = kPartialBudgetBytes / (chunks * d_ld * sizeof(T));
+    group = std::min(n, std::max(lanes, fit / lanes * lanes));
+  }
+  const std::size_t g_pad = round_up(group, lanes), g_ld = leading_dim<T>(g_pad, lanes);
+  const std::size_t rows = std::min(kBlockBBytes / (d_ld * sizeof(T)), kBlockTileBytes / (g_ld * sizeof(T)));
   job.block_rows = std::min(std::max<std::size_t>(rows, 8), N);
 
-  std::size_t chunks = std::min(kMaxChunks, ceil_div(N, kMinChunkRows));
-  const std::size_t partial_size = n * d_ld;
-  if (job.want_grad_a)
-    chunks = std::min(chunks, std::max<std::size_t>(1, kPartialBudgetBytes / (partial_size * sizeof(T))));
-  Buffer<T> partials(job.want_grad_a ? chunks * partial_size : 0);
-  std::vector<double> losses(chunks, 0.0);
+  Buffer<T> at(d * g_ld), a_rows(group * d_ld), partials(grad_a ? chunks * group * d_ld : 0);
+  job.at = at.get();
+  job.a_rows = a_rows.get();
+  std::vector<double> losses(chunks);
 
   const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(threads), chunks);
   std::vector<Buffer<T>> scratch_mem;
   std::vector<PairwiseScratch<T>> scratch(workers);
-  auto take = [&](std::size_t size, T fill) {
+  auto take = [&](std::size_t size) {
     scratch_mem.emplace_back(size);
-    T* p = scratch_mem.back().get();
-    std::fill(p, p + size, fill);
-    return p;
+    return scratch_mem.back().get();
   };
   for (auto& s : scratch) {
-    s.tile = take(job.block_rows * n_ld, T(0));
-    s.b_block = take(job.block_rows * d_ld, T(0));
-    if (grad_b && d != d_pad) s.gb_block = take(job.block_rows * d_ld, T(0));
-    s.row_loss = take(n_pad, T(0));
-    s.row_u_sim = take(n_pad, T(1));
-    s.row_u_dis = take(n_pad, T(1));
+    s.tile = take(job.block_rows * g_ld);
+    s.b_block = take(job.block_rows * d_ld);
+    if (grad_b && d != d_pad) s.gb_block = take(job.block_rows * d_ld);
+    s.row_loss = take(g_pad);
+    s.row_u_sim = take(g_pad);
+    s.row_u_dis = take(g_pad);
   }
 
   const ChunkFn<T> run_chunk = chunk_fn<T>(kern);
-  parallel_for(chunks, static_cast<int>(workers), [&](std::size_t c, int w) {
-    const std::size_t r0 = N * c / chunks, r1 = N * (c + 1) / chunks;
-    run_chunk(job, r0, r1, scratch[static_cast<std::size_t>(w)],
-              job.want_grad_a ? partials.get() + c * partial_size : nullptr, &losses[c]);
-  });
-
-  if (grad_a) {
-    const std::size_t rows_per_task = std::max<std::size_t>(1, (std::size_t(16) << 10) / d_ld);
-    parallel_for(ceil_div(n, rows_per_task), threads, [&](std::size_t task, int) {
-      const std::size_t i1 = std::min(n, (task + 1) * rows_per_task);
-      for (std::size_t i = task * rows_per_task; i < i1; ++i) {
-        T* out = grad_a + i * d;
-        const T* p = partials.get() + i * d_ld;
-        std::memcpy(out, p, d * sizeof(T));
-        for (std::size_t c = 1; c < chunks; ++c) {
-          const T* pc = p + c * partial_size;
-          for (std::size_t k = 0; k < d; ++k) out[k] += pc[k];
-        }
-      }
-    });
-  }
-
   double loss = 0;
-  for (double l : losses) loss += l;
+  for (std::size_t g0 = 0; g0 < n; g0 += group) {
+    const std::size_t ng = std::min(group, n - g0), n_pad = round_up(ng, lanes);
+    const std::size_t n_ld = leading_dim<T>(n_pad, lanes);
+    const T* ag = a + g0 * d;
+    job.n = ng;
+    job.n_pad = n_pad;
+    job.n_ld = n_ld;
+    job.labels_a = la_rows + g0 * stride;
+    job.accumulate_grad_b = g0 > 0;
+    // A^T (d x n_ld), vectorised over the batch in the theta product, and A with padded rows (ng x d_ld).
+    std::fill(at.get(), at.get() + d * g_ld, T(0));
+    for (std::size_t i = 0; i < ng; ++i)
+      for (std::size_t k = 0; k < d; ++k) at.get()[k * n_ld + i] = ag[i * d + k];
+    for (std::size_t i = 0; i < ng; ++i) std::memcpy(a_rows.get() + i * d_ld, ag + i * d, d * sizeof(T));
+    // Per-pair rows: the padding past ng adds 0 to the loss and a factor 1 to the products of u.
+    for (auto& s : scratch) {
+      std::fill(s.row_loss, s.row_loss + g_pad, T(0));
+      std::fill(s.row_u_sim, s.row_u_sim + g_pad, T(1));
+      std::fill(s.row_u_dis, s.row_u_dis + g_pad, T(1));
+    }
+    const std::size_t partial_size = ng * d_ld;
+    if (grad_a) std::fill(partials.get(), partials.get() + chunks * partial_size, T(0));
+    std::fill(losses.begin(), losses.end(), 0.0);
+
+    parallel_for(chunks, static_cast<int>(workers), [&](std::size_t c, int w) {
+      const std::size_t r0 = N * c / chunks, r1 = N * (c + 1) / chunks;
+      run_chunk(job, r0, r1, scratch[static_cast<std::size_t>(w)],
+                grad_a ? partials.get() + c * partial_size : nullptr, &losses[c]);
+    });
+
+    if (grad_a) {  // sum the chunks' partials in chunk order
+      const std::size_t rows_per_task = std::max<std::size_t>(1, (std::size_t(16) << 10) / d_ld);
+      parallel_for(ceil_div(ng, rows_per_task), threads, [&](std::size_t task, int) {
+        const std::size_t i1 = std::min(ng, (task + 1) * rows_per_task);
+        for (std::size_t i = task * rows_per_task; i < i1; ++i) {
+          T* out = grad_a + (g0 + i) * d;
+          const T* p = partials.get() + i * d_ld;
+          std::memcpy(out, p, d * sizeof(T));
+          for (std::size_t c = 1; c < chunks; ++c) {
+            const T* pc = p + c * partial_size;
+            for (std::size_t k = 0; k < d; ++k) out[k] += pc[k];
+          }
+        }
+      });
+    }
+    for (double l : losses) loss += l;
+  }
   return opt.mean ? loss / (double(n) * double(N)) : loss;
 }
 

@@ -124,6 +124,15 @@ def test_edge_shapes(isa, n, N, d):
         _assert_matches_reference(a, b, la, lb, rtol=RTOL[dtype])
 
 
+@pytest.mark.parametrize("d", [4000, 4001])
+def test_large_batch_is_split_into_groups(d):
+    # Wide rows push the per-chunk d loss / d A partials past the kernel's memory budget, so A is processed in
+    # groups of rows (here 32, 32, 6) whose d loss / d B contributions add up.
+    rng = np.random.default_rng(d)
+    a, b, la, lb = _make(rng, 70, 1024, d, 24, magnitude=0.05)
+    _assert_matches_reference(a, b, la, lb, rtol=1e-12)
+
+
 @pytest.mark.parametrize("c", [1, 8, 32, 33, 64, 65, 200])
 def test_label_widths(c):
     # 1-4 bytes, 5-8 bytes and wider label rows take different similarity paths in the kernel.

@@ -243,12 +243,22 @@ void chunk(const PairwiseJob<T>& job, std::size_t row_begin, std::size_t row_end
       gemm<T, V, R, CV, true>(n, d_pad, ws.tile, 1, xn, ws.b_block, d_ld, nb, grad_a_partial, d_ld);
     // 4. d loss / d B_block = tile . A
     if (job.grad_b) {
-      const bool direct = d == d_pad;
-      T* out = direct ? job.grad_b + j0 * d : ws.gb_block;
-      gemm<T, V, R, CV, false>(nb, d_pad, ws.tile, xn, 1, job.a_rows, d_ld, n, out, direct ? d : d_ld);
-      if (!direct)
-        for (std::size_t jj = 0; jj < nb; ++jj)
-          std::memcpy(job.grad_b + (j0 + jj) * d, ws.gb_block + jj * d_ld, d * sizeof(T));
+      T* gb = job.grad_b + j0 * d;
+      if (d == d_pad && job.accumulate_grad_b) {
+        gemm<T, V, R, CV, true>(nb, d_pad, ws.tile, xn, 1, job.a_rows, d_ld, n, gb, d);
+      } else if (d == d_pad) {
+        gemm<T, V, R, CV, false>(nb, d_pad, ws.tile, xn, 1, job.a_rows, d_ld, n, gb, d);
+      } else {
+        gemm<T, V, R, CV, false>(nb, d_pad, ws.tile, xn, 1, job.a_rows, d_ld, n, ws.gb_block, d_ld);
+        for (std::size_t jj = 0; jj < nb; ++jj) {
+          const T* src = ws.gb_block + jj * d_ld;
+          T* dst = gb + jj * d;
+          if (job.accumulate_grad_b)
+            for (std::size_t k = 0; k < d; ++k) dst[k] += src[k];
+          else
+            std::memcpy(dst, src, d * sizeof(T));
+        }
+      }
     }
   }
   *loss_out += loss;

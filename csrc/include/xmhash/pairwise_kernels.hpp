@@ -8,7 +8,8 @@
 
 namespace xmhash {
 
-// Everything a chunk of B needs, prepared once per call and shared read-only by the workers. Leading
+// Everything a chunk of B needs for one group of rows of A (the whole batch, unless A is very large), shared
+// read-only by the workers. Leading
 // dimensions (ld) are padded so that row strides are never a multiple of 256 bytes (cache-set conflicts).
 template <class T>
 struct PairwiseJob {
@@ -27,6 +28,7 @@ struct PairwiseJob {
   std::size_t block_rows;    // rows of B per block (sized for the caches)
   bool want_grad_a;
   T* grad_b;                 // N x d, or null
+  bool accumulate_grad_b;    // add to grad_b (a later group of rows of A) instead of writing it
 };
 
 // Per-worker scratch, sized and initialised by the driver.
