@@ -152,6 +152,9 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
   Buffer<T> at(d * g_ld), a_rows(group * d_ld), partials(grad_a ? chunks * group * d_ld : 0);
   job.at = at.get();
   job.a_rows = a_rows.get();
+  const std::size_t words = stride > 8 ? stride / 8 : 0;  // wide label rows: A's words, word-major
+  Buffer<std::uint64_t> la_words(words * g_pad);
+  job.labels_a_words = la_words.get();
   std::vector<double> losses(chunks);
 
   const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(threads), chunks);
@@ -161,7 +164,12 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
     scratch_mem.emplace_back(size);
     return scratch_mem.back().get();
   };
+  std::vector<Buffer<std::uint64_t>> masks;
   for (auto& s : scratch) {
+    if (words) {
+      masks.emplace_back(g_pad);
+      s.label_mask = masks.back().get();
+    }
     s.tile = take(job.block_rows * g_ld);
     s.b_block = take(job.block_rows * d_ld);
     if (grad_b && d != d_pad) s.gb_block = take(job.block_rows * d_ld);
@@ -186,6 +194,9 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
     for (std::size_t i = 0; i < ng; ++i)
       for (std::size_t k = 0; k < d; ++k) at.get()[k * n_ld + i] = ag[i * d + k];
     for (std::size_t i = 0; i < ng; ++i) std::memcpy(a_rows.get() + i * d_ld, ag + i * d, d * sizeof(T));
+    for (std::size_t w = 0; w < words; ++w)
+      for (std::size_t i = 0; i < ng; ++i)
+        std::memcpy(la_words.get() + w * n_pad + i, job.labels_a + i * stride + 8 * w, sizeof(std::uint64_t));
     // Per-pair rows: the padding past ng adds 0 to the loss and a factor 1 to the products of u.
     for (auto& s : scratch) {
       std::fill(s.row_loss, s.row_loss + g_pad, T(0));

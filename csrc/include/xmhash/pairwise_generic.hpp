@@ -96,21 +96,34 @@ void gemm(std::size_t rows, std::size_t cols, const T* X, std::ptrdiff_t xr, std
   }
 }
 
-// Labels of one row as a single word (label_stride 4 or 8), or as bytes for shares_label (wider rows).
-struct WideLabels {};
+// Label rows wider than one 64-bit word.
+struct MultiWord {};
 
-// Calls fn(i, similar) for i < n: similar = labels a_i and b_j share a class.
-template <class Word, class Fn>
-inline void for_pairs(const code_t* la, const code_t* lb, std::size_t stride, std::size_t n, Fn&& fn) {
-  if constexpr (std::is_same_v<Word, WideLabels>) {
-    for (std::size_t i = 0; i < n; ++i) fn(i, shares_label(la + i * stride, lb, stride));
+// Calls fn(i, similar) for i < n, similar = labels a_i and b_j share a class: shares_label() computed a word
+// at a time across the batch, so the loops vectorise over i (one AND per word, no early exit per pair).
+template <class Word, class T, class Fn>
+inline void for_pairs(const PairwiseJob<T>& job, const PairwiseScratch<T>& ws, std::size_t j, Fn&& fn) {
+  const std::size_t n = job.n, stride = job.label_stride;
+  const code_t* lb = job.labels_b + j * stride;
+  if constexpr (std::is_same_v<Word, MultiWord>) {
+    std::uint64_t* m = ws.label_mask;
+    for (std::size_t w = 0; w < stride / 8; ++w) {
+      std::uint64_t wb;
+      std::memcpy(&wb, lb + 8 * w, sizeof wb);
+      const std::uint64_t* wa = job.labels_a_words + w * job.n_pad;
+      if (w == 0)
+        for (std::size_t i = 0; i < n; ++i) m[i] = wa[i] & wb;
+      else
+        for (std::size_t i = 0; i < n; ++i) m[i] |= wa[i] & wb;
+    }
+    for (std::size_t i = 0; i < n; ++i) fn(i, m[i] != 0);
   } else {
     Word wb;
     std::memcpy(&wb, lb, sizeof wb);
     for (std::size_t i = 0; i < n; ++i) {
       Word wa;
-      std::memcpy(&wa, la + i * sizeof(Word), sizeof wa);
-      fn(i, (wa & wb) != 0);  // shares_label() of one word
+      std::memcpy(&wa, job.labels_a + i * sizeof(Word), sizeof wa);
+      fn(i, (wa & wb) != 0);
     }
   }
 }
@@ -138,7 +151,7 @@ template <class T, class V, class Word>
 double nll_rows(const PairwiseJob<T>& job, std::size_t j0, std::size_t nb, T* tile, const PairwiseScratch<T>& ws) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   constexpr int kMaxFactors = 64;
-  const std::size_t n = job.n, n_pad = job.n_pad, ld = job.n_ld, stride = job.label_stride;
+  const std::size_t n_pad = job.n_pad, ld = job.n_ld;
   const T scale = job.scale, sim_value = job.similarity_scale, w_sim = job.similar_weight,
           w_dis = job.dissimilar_weight, g_sim = w_sim * job.grad_scale, g_dis = w_dis * job.grad_scale;
   T* lin = ws.row_loss;
@@ -160,7 +173,7 @@ double nll_rows(const PairwiseJob<T>& job, std::size_t j0, std::size_t nb, T* ti
   };
   for (std::size_t jj = 0; jj < nb; ++jj) {
     T* row = tile + jj * ld;
-    for_pairs<Word>(job.labels_a, job.labels_b + (j0 + jj) * stride, stride, n, [&](std::size_t i, bool similar) {
+    for_pairs<Word>(job, ws, j0 + jj, [&](std::size_t i, bool similar) {
       const NllParts<T> p = nll_parts(row[i] * scale, similar ? sim_value : T(0));
       lin[i] = (similar ? w_sim : w_dis) * p.linear;
       us[i] = similar ? p.u : T(1);
@@ -185,14 +198,14 @@ template <class T, class V, class Word>
 double squared_rows(const PairwiseJob<T>& job, std::size_t j0, std::size_t nb, T* tile,
                     const PairwiseScratch<T>& ws) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
-  const std::size_t n = job.n, n_pad = job.n_pad, ld = job.n_ld, stride = job.label_stride;
+  const std::size_t n_pad = job.n_pad, ld = job.n_ld;
   const T scale = job.scale, sim_value = job.similarity_scale, w_sim = job.similar_weight,
           w_dis = job.dissimilar_weight, g_sim = w_sim * job.grad_scale, g_dis = w_dis * job.grad_scale;
   T* lrow = ws.row_loss;
   LaneSums<T, V> loss;
   for (std::size_t jj = 0; jj < nb; ++jj) {
     T* row = tile + jj * ld;
-    for_pairs<Word>(job.labels_a, job.labels_b + (j0 + jj) * stride, stride, n, [&](std::size_t i, bool similar) {
+    for_pairs<Word>(job, ws, j0 + jj, [&](std::size_t i, bool similar) {
       const PairTerm<T> p = squared_term(row[i] * scale, similar ? sim_value : T(0));
       lrow[i] = (similar ? w_sim : w_dis) * p.loss;
       row[i] = (similar ? g_sim : g_dis) * p.dtheta;
@@ -217,8 +230,8 @@ double pair_rows(const PairwiseJob<T>& job, std::size_t j0, std::size_t nb, T* t
       return sq ? squared_rows<T, V, std::uint64_t>(job, j0, nb, tile, ws)
                 : nll_rows<T, V, std::uint64_t>(job, j0, nb, tile, ws);
     default:
-      return sq ? squared_rows<T, V, WideLabels>(job, j0, nb, tile, ws)
-                : nll_rows<T, V, WideLabels>(job, j0, nb, tile, ws);
+      return sq ? squared_rows<T, V, MultiWord>(job, j0, nb, tile, ws)
+                : nll_rows<T, V, MultiWord>(job, j0, nb, tile, ws);
   }
 }
 

@@ -2,6 +2,7 @@
 // translation unit compiles pairwise_generic.hpp with its own vector width and flags).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "xmhash/pairwise.hpp"
 #include "xmhash/types.hpp"
@@ -22,6 +23,7 @@ struct PairwiseJob {
   const code_t* labels_a;    // n x label_stride, zero-padded label rows
   const code_t* labels_b;    // N x label_stride
   std::size_t label_stride;  // 4 (one 32-bit word), 8 (one 64-bit word) or a multiple of 8
+  const std::uint64_t* labels_a_words;  // label_stride > 8: A's labels word-major, (label_stride / 8) x n_pad
   T scale, similarity_scale, similar_weight, dissimilar_weight;
   T grad_scale;              // scale, divided by n * N for a mean
   PairwiseVariant variant;
@@ -40,6 +42,7 @@ struct PairwiseScratch {
   T* row_loss;   // n_pad, zero past n: per-pair loss without its logarithm (nll) or with it (squared)
   T* row_u_sim;  // n_pad, one past n: 1 + e^-|theta| of similar pairs, else 1 (nll)
   T* row_u_dis;  // n_pad, one past n: the same for dissimilar pairs
+  std::uint64_t* label_mask;  // n_pad: label_stride > 8: OR over words of (a_i & b_j)
 };
 
 struct PairwiseKernels {
