@@ -358,7 +358,7 @@ def test_cuda_without_cuda_kernels_raises_a_clear_error(monkeypatch):
     # Exercised through the dispatch table, so the message is checked on machines without a GPU too.
     monkeypatch.delattr(pairwise_module._core, "cuda_pairwise_loss", raising=False)
     a, b, la, lb = _make(np.random.default_rng(0), 2, 3, 2, 8)
-    with pytest.raises(RuntimeError, match="pairwise_nll got CUDA tensors, but this xmhash build has no CUDA"):
+    with pytest.raises(RuntimeError, match="pairwise_nll got CUDA tensors but cannot run them natively: .+; move the"):
         pairwise_module._NATIVE["cuda"](a, b, pack_labels(la), pack_labels(lb), None, True, False)
 
 
@@ -370,8 +370,8 @@ def test_cuda_tensors():
     try:
         loss = pairwise_nll(a_cuda, b.detach().cuda(), la.cuda(), lb.cuda())
     except RuntimeError as exc:
-        assert "CUDA pairwise kernels" in str(exc)
-        return
+        assert "cannot run them natively" in str(exc)
+        pytest.skip(str(exc))
     ref = pairwise_nll(a.detach(), b.detach(), la, lb)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
 

@@ -137,14 +137,17 @@ def _native_cpu(a, b, bits_a: PackedLabels, bits_b: PackedLabels, o: _Options, n
 
 
 def _native_cuda(a, b, bits_a, bits_b, o, need_a, need_b):
-    # Dispatch point of the CUDA kernels (cuda/): a build with them exposes _core.cuda_pairwise_loss.
-    if not getattr(_core, "cuda_pairwise_loss", None):
+    # Dispatch point of the CUDA kernels (cuda/): a build that has them exposes _core.cuda_pairwise_loss, to be
+    # called here with data_ptr()s and the current stream (see xmhash._cuda), returning the same triple.
+    from .. import _cuda
+
+    if getattr(_core, "cuda_pairwise_loss", None) is None:
+        reason = _cuda.unavailable_reason() or "this build's CUDA kernels do not include the pairwise loss"
         raise RuntimeError(
-            "pairwise_nll got CUDA tensors, but this xmhash build has no CUDA pairwise kernels "
-            f"(xmhash.build_info()['cuda'] = {bool(_core.cuda_built)}); move the tensors to the CPU or pass "
-            "backend='torch'"
+            f"pairwise_nll got CUDA tensors but cannot run them natively: {reason}; move the tensors to the CPU "
+            "or pass backend='torch'"
         )
-    raise RuntimeError("xmhash's CUDA pairwise kernels are built but not wired into pairwise_nll yet")
+    raise RuntimeError("_core.cuda_pairwise_loss exists but xmhash.nn.pairwise does not call it yet")
 
 
 _NATIVE = {"cpu": _native_cpu, "cuda": _native_cuda}
