@@ -5,7 +5,6 @@
 // two items share a label). Everything is written branch-free (selects, no calls into libm for float) so that
 // a loop over pairs auto-vectorises on the CPU.
 #pragma once
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
