@@ -249,6 +249,23 @@ def test_gradients_follow_requires_grad_and_grad_mode():
     assert not frozen.requires_grad
 
 
+def test_batch_against_itself():
+    # LabNet-style: the same tensor as batch and memory; autograd adds both gradients into it.
+    rng = np.random.default_rng(15)
+    a, _, la, _ = _make(rng, 20, 1, 8, 24)
+    (g,) = torch.autograd.grad(pairwise_nll(a, a, la, la), a)
+    (r,) = torch.autograd.grad(pairwise_nll_reference(a, a, la, la), a)
+    assert torch.allclose(g, r, rtol=1e-12, atol=1e-13)
+
+
+def test_non_finite_inputs_propagate():
+    rng = np.random.default_rng(16)
+    a, b, la, lb = _make(rng, 3, 5, 2, 24)
+    with torch.no_grad():
+        a[1, 0] = float("nan")
+    assert torch.isnan(pairwise_nll(a, b, la, lb))
+
+
 def test_upstream_gradient_scales_the_result():
     rng = np.random.default_rng(10)
     a, b, la, lb = _make(rng, 4, 30, 3, 24)
