@@ -131,8 +131,10 @@ double pairwise_loss(const T* a, std::size_t n, const T* b, std::size_t N, std::
   if (stride != label_bytes) {
     la_padded = Buffer<code_t>(n * stride);
     lb_padded = Buffer<code_t>(N * stride);
-    for (std::size_t i = 0; i < n; ++i) std::memcpy(la_padded.get() + i * stride, labels_a + i * label_bytes, label_bytes);
-    for (std::size_t j = 0; j < N; ++j) std::memcpy(lb_padded.get() + j * stride, labels_b + j * label_bytes, label_bytes);
+    for (std::size_t i = 0; i < n; ++i)
+      std::memcpy(la_padded.get() + i * stride, labels_a + i * label_bytes, label_bytes);
+    for (std::size_t j = 0; j < N; ++j)
+      std::memcpy(lb_padded.get() + j * stride, labels_b + j * label_bytes, label_bytes);
     la_rows = la_padded.get();
     job.labels_b = lb_padded.get();
   }

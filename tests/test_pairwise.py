@@ -271,7 +271,8 @@ def test_upstream_gradient_scales_the_result():
     a, b, la, lb = _make(rng, 4, 30, 3, 24)
     g1 = _grads(pairwise_nll(a, b, la, lb), a, b)
     g3 = _grads(-3.0 * pairwise_nll(a, b, la, lb), a, b)
-    assert torch.allclose(g3[0], -3 * g1[0], rtol=1e-15, atol=0) and torch.allclose(g3[1], -3 * g1[1], rtol=1e-15, atol=0)
+    for got, want in zip(g3, g1):
+        assert torch.allclose(got, -3 * want, rtol=1e-15, atol=0)
 
 
 def test_non_contiguous_inputs_are_handled():

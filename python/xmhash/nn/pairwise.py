@@ -58,7 +58,9 @@ class _Options:
         if threads is None:
             threads = torch.get_num_threads()
         if not isinstance(threads, numbers.Integral) or isinstance(threads, bool) or threads < 0:
-            raise ValueError(f"threads must be None (torch's thread count) or an int >= 0 (0 = all cores), got {threads!r}")
+            raise ValueError(
+                f"threads must be None (torch's thread count) or an int >= 0 (0 = all cores), got {threads!r}"
+            )
         self.threads = int(threads)
 
 
@@ -76,7 +78,8 @@ def _check_embeddings(a, b) -> None:
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D tensor ({'n' if name == 'a' else 'N'}, d), got shape {tuple(t.shape)}")
+            rows = "n" if name == "a" else "N"
+            raise ValueError(f"{name} must be a 2-D tensor ({rows}, d), got shape {tuple(t.shape)}")
         if t.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
         if t.shape[0] == 0:
@@ -111,9 +114,12 @@ def _check_labels(labels_a, labels_b, n: int, N: int) -> None:
             )
         got, _ = _label_rows(labels)
         if got == -1:
-            raise ValueError(f"{name} must be a 2-D (rows, num_classes) multi-hot matrix, got shape {tuple(labels.shape)}")
+            raise ValueError(
+                f"{name} must be a 2-D (rows, num_classes) multi-hot matrix, got shape {tuple(labels.shape)}"
+            )
         if got != rows:
-            raise ValueError(f"{name} must have one row per row of {'a' if name == 'labels_a' else 'b'} ({rows}), got {got}")
+            side = "a" if name == "labels_a" else "b"
+            raise ValueError(f"{name} must have one row per row of {side} ({rows}), got {got}")
     ca, cb = _label_rows(labels_a)[1], _label_rows(labels_b)[1]
     if ca != cb:
         raise ValueError(f"labels_a and labels_b must have the same number of classes, got {ca} and {cb}")
