@@ -1,6 +1,7 @@
 #include "xmhash/parallel.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -50,7 +51,7 @@ class Pool {
   ~Pool() {
     {
       std::lock_guard<std::mutex> lock(m_);
-      stop_ = true;
+      stop_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -67,17 +68,45 @@ class Pool {
       job_ = &job;
       wanted_ = threads - 1;
       started_ = 0;
-      done_ = 0;
+      done_.store(0, std::memory_order_relaxed);
       ++generation_;
+      published_.store(generation_, std::memory_order_release);
     }
     cv_.notify_all();
     job.work(0);
+    int started;
+    {
+      // Every task has been handed out: workers that have not woken up yet are not needed (on a loaded machine
+      // they may not run for a while), so close the job to them and wait only for those still working.
+      std::lock_guard<std::mutex> lock(m_);
+      wanted_ = started_;
+      started = started_;
+    }
+    spin_until([&] { return done_.load(std::memory_order_acquire) == started; });
     std::unique_lock<std::mutex> lock(m_);
-    done_cv_.wait(lock, [&] { return done_ == wanted_; });
+    done_cv_.wait(lock, [&] { return done_.load(std::memory_order_relaxed) == started; });
     job_ = nullptr;
   }
 
  private:
+  // Waits up to ~100 us for pred() without sleeping: a sleeping thread takes tens of microseconds (more on a
+  // loaded machine) to wake up, as long as a whole single-query search.
+  template <class Pred>
+  static void spin_until(Pred pred) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (pred()) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        std::this_thread::yield();
+#endif
+      }
+      if (std::chrono::steady_clock::now() > until) return;
+    }
+  }
+
   void grow(int n) {
     while (static_cast<int>(workers_.size()) < n) {
       int id = static_cast<int>(workers_.size());
@@ -88,22 +117,23 @@ class Pool {
   void loop(int id) {
     std::size_t seen = 0;
     for (;;) {
-      Job* job;
-      int slot;
-      {
-        std::unique_lock<std::mutex> lock(m_);
-        cv_.wait(lock, [&] { return stop_ || (generation_ != seen && started_ < wanted_); });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
-        slot = ++started_;  // worker numbers 1..wanted_ for this job
-      }
+      // After a job, stay awake a little for the next one (back-to-back calls, e.g. single queries).
+      spin_until([&] {
+        return stop_.load(std::memory_order_relaxed) || published_.load(std::memory_order_acquire) != seen;
+      });
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || generation_ != seen; });
+      if (stop_.load(std::memory_order_relaxed)) return;
+      seen = generation_;
+      if (started_ >= wanted_) continue;  // the job was closed before this worker got to it
+      Job* job = job_;
+      const int slot = ++started_;  // worker numbers 1..wanted_ for this job
+      lock.unlock();
       (void)id;
       job->work(slot);
-      {
-        std::lock_guard<std::mutex> lock(m_);
-        ++done_;
-      }
+      lock.lock();
+      done_.fetch_add(1, std::memory_order_release);
+      lock.unlock();
       done_cv_.notify_one();
     }
   }
@@ -113,9 +143,11 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   Job* job_ = nullptr;
-  int wanted_ = 0, started_ = 0, done_ = 0;
+  int wanted_ = 0, started_ = 0;
+  std::atomic<int> done_{0};
   std::size_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<std::size_t> published_{0};  // generation_, readable without the lock
+  std::atomic<bool> stop_{false};
 };
 
 Pool& pool() {

@@ -14,6 +14,7 @@
 #include "xmhash/parallel.hpp"
 #include "xmhash/search.hpp"
 #include "xmhash/select_by_units.hpp"
+#include "xmhash/throughput.hpp"
 
 #if defined(XMHASH_WITH_CUDA)
 #include "hamming.cuh"
@@ -129,6 +130,15 @@ PYBIND11_MODULE(_core, m) {
         return range_to_python(std::move(r));
       },
       py::arg("queries"), py::arg("database"), py::arg("radius"), py::arg("threads") = 0, py::arg("k") = 0);
+
+  // Benchmark probe (bench/bench_search.py): comparisons/s of the popcount ceiling or of the active kernels.
+  m.def(
+      "_throughput",
+      [](const std::string& kind, std::size_t code_size, int threads, double seconds) {
+        py::gil_scoped_release release;
+        return measure_throughput(kind, code_size, threads, seconds);
+      },
+      py::arg("kind"), py::arg("code_size"), py::arg("threads") = 0, py::arg("seconds") = 0.5);
 
   // ------------------------------------------------------------------ metrics
   // Labels arrive normalised by xmhash.metrics: packed multi-hot rows (uint8, 2-D) or class ids (int64, 1-D).

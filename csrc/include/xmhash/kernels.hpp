@@ -1,6 +1,7 @@
 // The per-ISA kernel table. Every entry has the same contract on every path; tests compare each path with a
-// numpy reference. Kernels work on one block of at most kQueryBlock queries against one tile of the
-// database, so the caller owns threading, tiling and result selection.
+// numpy reference. Kernels work on a batch of queries against one tile of the database (row-major codes), so the
+// caller owns threading, tiling and result selection. Inside, queries go kQueryBlock at a time: each database
+// load is reused for a block of queries, and each block sweeps the tile while it is in cache.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +11,7 @@
 namespace xmhash {
 
 struct Kernels {
-  // out[i * ld + j] = hamming(q_i, db_j) for i < nq (nq <= kQueryBlock), j < nb.
+  // out[i * ld + j] = hamming(q_i, db_j) for i < nq, j < nb.
   void (*cdist_block)(const code_t* q, int nq, const code_t* db, std::size_t nb, std::size_t code_size,
                       dist_t* out, std::size_t ld);
 
@@ -28,6 +29,11 @@ const Kernels& kernels_avx2();
 #endif
 #if defined(XMHASH_HAVE_AVX512)
 const Kernels& kernels_avx512();
+// The popcount ceiling the benchmark compares the kernels with: `reps` sweeps of 8 queries over nb codes of 8 or
+// 16 bytes, each database load reused for the 8 queries, XOR + VPOPCNTQ + add and nothing else. Returns the sum
+// of all distances (so the work cannot be optimised away).
+std::uint64_t popcount_ceiling_avx512(const code_t* q8, const code_t* db, std::size_t nb, std::size_t code_size,
+                                      std::size_t reps);
 #endif
 
 // Database tile (codes per scan_block call) sized so a tile stays in L2 while a query block sweeps it.

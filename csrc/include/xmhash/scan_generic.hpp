@@ -19,19 +19,21 @@ template <class Dist>
 void scan_block(Dist dist, const code_t* q, int nq, const code_t* db, std::size_t nb, std::size_t cs,
                 const int* thresh, std::uint32_t* idx_out, std::uint16_t* dist_out, std::uint32_t* count,
                 std::size_t ld) {
-  std::uint32_t n[kQueryBlock] = {0};
-  for (std::size_t j = 0; j < nb; ++j) {
-    const code_t* b = db + j * cs;
-    for (int i = 0; i < nq; ++i) {
-      int d = dist(q + i * cs, b, cs);
-      if (d <= thresh[i]) {
-        idx_out[i * ld + n[i]] = static_cast<std::uint32_t>(j);
-        dist_out[i * ld + n[i]] = static_cast<std::uint16_t>(d);
-        ++n[i];
+  for (int i = 0; i < nq; ++i) count[i] = 0;
+  for (int g = 0; g < nq; g += kQueryBlock) {
+    const int ge = nq - g < kQueryBlock ? nq : g + kQueryBlock;
+    for (std::size_t j = 0; j < nb; ++j) {
+      const code_t* b = db + j * cs;
+      for (int i = g; i < ge; ++i) {
+        int d = dist(q + i * cs, b, cs);
+        if (d <= thresh[i]) {
+          idx_out[i * ld + count[i]] = static_cast<std::uint32_t>(j);
+          dist_out[i * ld + count[i]] = static_cast<std::uint16_t>(d);
+          ++count[i];
+        }
       }
     }
   }
-  for (int i = 0; i < nq; ++i) count[i] = n[i];
 }
 
 }  // namespace xmhash::generic

@@ -27,13 +27,36 @@ class TopK {
     ++hist_[d];
   }
 
+  // Appends n hits of a scan kernel: distances d[j] at indices base + rel[j] (increasing).
+  void push_hits(const std::uint16_t* d, const std::uint32_t* rel, std::size_t n, idx_t base) {
+    const std::size_t m = dist_.size();
+    if (m + n > dist_.capacity()) {  // grow geometrically (resize alone may grow by exactly n)
+      dist_.reserve(std::max(2 * dist_.capacity(), m + n));
+      idx_.reserve(std::max(2 * idx_.capacity(), m + n));
+    }
+    dist_.insert(dist_.end(), d, d + n);
+    idx_.resize(m + n);
+    idx_t* out = idx_.data() + m;
+    for (std::size_t j = 0; j < n; ++j) {
+      out[j] = base + rel[j];
+      ++hist_[d[j]];
+    }
+  }
+
+  // Candidates held (at most k after finish()).
+  std::size_t size() const { return dist_.size(); }
+
   // Tightens the threshold once k candidates are held; compacts when the buffer grows well past k.
   void update() {
     if (k_ == 0 || dist_.size() < k_) return;
-    int dk = kth_distance();
-    threshold_ = std::min(threshold_, dk - 1);
-    if (dist_.size() >= 2 * k_ + 256) compact(dk);
+    kth_ = kth_distance();
+    threshold_ = std::min(threshold_, kth_ - 1);
+    if (dist_.size() >= 2 * k_ + 256) compact(kth_);
   }
+
+  // The k-th smallest distance held (as of the last update()), or INT_MAX while fewer than k are held: no code
+  // farther than this can be among the k nearest of any set that contains these candidates.
+  int kth() const { return kth_; }
 
   // Writes the result in (distance, index) order; at most k entries (all when k == 0).
   void finish(std::vector<std::uint16_t>& d_out, std::vector<idx_t>& i_out) {
@@ -83,6 +106,7 @@ class TopK {
 
   std::size_t k_;
   int threshold_;
+  int kth_ = std::numeric_limits<int>::max();
   std::vector<std::uint32_t> hist_;
   std::vector<std::uint16_t> dist_;
   std::vector<idx_t> idx_;
