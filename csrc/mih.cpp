@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -13,6 +15,10 @@
 #include "xmhash/parallel.hpp"
 #include "xmhash/popcount.hpp"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace xmhash {
 
 namespace {
@@ -22,13 +28,55 @@ namespace {
 constexpr std::size_t kInlineBytesPerCode = 128;
 // Codes verified per kernel call (bounds the per-worker buffers; larger buckets are cut into pieces).
 constexpr std::uint32_t kVerifyChunk = 2048;
-// Queries per parallel task.
-constexpr std::size_t kQueriesPerTask = 8;
+// Buckets prefetched ahead of their verification, and how many bytes of each (the hardware prefetcher follows
+// longer runs).
+constexpr std::size_t kPrefetchRuns = 4;
+constexpr std::size_t kPrefetchBytes = 4096;
+// (query, probe) pairs sorted at once; a step with more is processed in pieces.
+constexpr std::size_t kMaxPairs = std::size_t(1) << 22;
+// Queries searched together (bounds the per-query state and lets every step share bucket reads).
+constexpr std::size_t kBatchQueries = 4096;
+// Queries method="auto" runs on the tables first to estimate the cost of the rest.
+constexpr std::size_t kSampleQueries = 32;
 // Results are packed as (distance << kIdBits) | id so one integer sort gives (distance, index) order.
 constexpr int kIdBits = 40;
 constexpr std::uint64_t kIdMask = (std::uint64_t(1) << kIdBits) - 1;
 // The largest index the tables hold (local ids and bucket offsets are uint32).
 constexpr std::size_t kMaxCodes = std::numeric_limits<std::uint32_t>::max();
+
+// Large tables are probed at random, one bucket per probe: with 4 KiB pages nearly every probe also misses the
+// TLB. Allocations of 2 MiB and more are therefore 2 MiB-aligned and marked for transparent huge pages.
+template <class T>
+struct HugePageAllocator {
+  using value_type = T;
+  static constexpr std::size_t kHuge = std::size_t(2) << 20;
+  HugePageAllocator() = default;
+  template <class U>
+  HugePageAllocator(const HugePageAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kHuge) return static_cast<T*>(::operator new(bytes));
+    const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = std::aligned_alloc(kHuge, rounded);
+    if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) {
+    if (n * sizeof(T) < kHuge)
+      ::operator delete(p);
+    else
+      std::free(p);
+  }
+  template <class U>
+  bool operator==(const HugePageAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const HugePageAllocator<U>&) const { return false; }
+};
+template <class T>
+using HugeVector = std::vector<T, HugePageAllocator<T>>;
 
 std::uint64_t binomial(int n, int k) {  // saturates at UINT64_MAX
   if (k < 0 || k > n) return 0;
@@ -70,16 +118,16 @@ bool for_each_mask(int len, int s, F&& f) {
 struct Table {
   Substring sub;
   bool direct = true;
-  std::vector<std::uint32_t> offsets;  // direct: bucket of value v is [offsets[v], offsets[v + 1])
+  HugeVector<std::uint32_t> offsets;  // direct: bucket of value v is [offsets[v], offsets[v + 1])
   struct Slot {
     std::uint64_t key;
     std::uint32_t start, len;  // len == 0: empty slot
   };
-  std::vector<Slot> slots;  // hashed: power-of-two capacity, linear probing
+  HugeVector<Slot> slots;  // hashed: power-of-two capacity, linear probing
   int slot_shift = 63;
   std::size_t distinct = 0;
-  std::vector<std::uint32_t> ids;  // local ids in bucket order
-  std::vector<code_t> codes;       // inline copies in bucket order (empty when the segment keeps ids only)
+  HugeVector<std::uint32_t> ids;  // local ids in bucket order
+  HugeVector<code_t> codes;            // inline copies in bucket order (empty when the segment keeps ids only)
 
   std::size_t hash(std::uint64_t key) const { return (key * 0x9E3779B97F4A7C15ull) >> slot_shift; }
 
@@ -284,205 +332,486 @@ KernelSpeed kernel_speed(std::size_t cs) {
   return it->second;
 }
 
-// Costs in nanoseconds of the parts of a table search; the kernel speeds are measured, the memory terms are
-// fixed estimates for a bucket lookup that misses the caches and for streaming a bucket from DRAM.
+// Cost estimates in nanoseconds. The kernel speeds are measured; the memory terms are fixed estimates for this
+// class of machine (a bucket fetch that misses the last-level cache, streaming bandwidth from DRAM).
 struct CostModel {
-  double scan_per_query = 0;  // whole database, blocked scan
-  double probe = 0;           // per bucket lookup
-  double candidate = 0;       // per verified code
-  double result = 15;         // per reported result (de-duplication check, final sort)
+  double scan_code = 0;    // blocked scan, per (code, query)
+  double verify_code = 0;  // single-query kernel call, per code
+  double pair = 8;         // per (query, probe): generation, radix sort, directory lookup
+  double bucket = 0;       // per distinct bucket fetched
+  double byte = 0;         // per byte of bucket data fetched
+  double db_byte = 0;      // per byte streamed by the scan (when the database does not fit in cache)
+  double result = 15;      // per reported result (de-duplication check, merge, final sort)
+
+  // Per-code cost of verifying a bucket against `sharing` queries (blocks of kQueryBlock share each load).
+  double compare(double sharing) const {
+    const double b = std::clamp(sharing, 1.0, double(kQueryBlock));
+    return (verify_code + (b - 1) * scan_code) / b;
+  }
+
+  // The blocked scan of the whole database for nq queries: compute, or DRAM bandwidth when it does not fit.
+  double scan(std::size_t n, std::size_t cs, double nq) const {
+    const double compute = nq * double(n) * scan_code;
+    const double memory = std::ceil(nq / kQueryBlock) * double(n) * double(cs) * db_byte;
+    return std::max(compute, memory);
+  }
 };
+
+constexpr std::size_t kCacheBytes = std::size_t(16) << 20;
 
 CostModel make_cost_model(std::size_t n, std::size_t cs, std::size_t table_bytes) {
   const KernelSpeed ks = kernel_speed(cs);
   CostModel c;
-  c.scan_per_query = double(n) * ks.scan_ns_per_code;
-  const bool in_cache = table_bytes <= (std::size_t(16) << 20);
-  c.probe = in_cache ? 10.0 : 60.0;
-  c.candidate = ks.verify_ns_per_code + (in_cache ? 0.0 : 0.1 * double(cs));
+  c.scan_code = ks.scan_ns_per_code;
+  c.verify_code = ks.verify_ns_per_code;
+  const bool tables_cached = table_bytes <= kCacheBytes;
+  c.bucket = tables_cached ? 5.0 : 60.0;
+  c.byte = tables_cached ? 0.01 : 0.12;
+  c.db_byte = n * cs <= kCacheBytes ? 0.0 : 0.08;
   return c;
 }
 
 // ------------------------------------------------------------------------------------------------ query
 
-struct Scratch {
-  std::vector<std::uint32_t> rel;
-  std::vector<std::uint16_t> dist;
-  std::vector<code_t> gather;
-  std::vector<std::uint64_t> found;  // packed (distance, id)
-  std::vector<std::uint32_t> hist;   // found entries per distance
-  std::vector<std::uint64_t> qkeys;  // query substring values, per segment
-  std::vector<std::size_t> qkey_at;  // segment -> first entry in qkeys
-  std::vector<char> exhausted;       // segment fully enumerated
-  std::size_t probes = 0, candidates = 0;
-  double cost = 0;
-};
-
 using Segment = MultiIndexHashing::Segment;
 
-// The constant context of one search call.
-struct Searcher {
-  const std::vector<const Segment*>& segs;
-  const code_t* db;
-  std::size_t cs;
-  int nbits;
-  std::size_t k;  // 0: all within radius
-  int radius;
-  const Kernels& kern;
-  CostModel cost;
+// The state of one query during a batched table search.
+struct QueryState {
+  std::vector<std::uint64_t> found;  // packed (distance, id)
+  std::vector<std::uint32_t> hist;   // found entries per distance
+  int theta = 0;                     // accept candidates with d <= theta
+  int t_end = -1;                    // last step run
+  double cost = 0;                   // estimated ns spent on this query
+  enum : std::uint8_t { kActive, kDone, kOver } status = kActive;
+};
 
-  void prepare(Scratch& s) const {
-    s.rel.resize(kVerifyChunk);
-    s.dist.resize(kVerifyChunk);
-    s.hist.assign(static_cast<std::size_t>(nbits) + 2, 0);
-    s.qkey_at.resize(segs.size() + 1);
-    s.qkey_at[0] = 0;
-    for (std::size_t g = 0; g < segs.size(); ++g) s.qkey_at[g + 1] = s.qkey_at[g] + segs[g]->subs.size();
-    s.qkeys.resize(s.qkey_at.back());
-    s.exhausted.resize(segs.size());
-    bool gather = false;
-    for (const Segment* g : segs) gather |= !g->inline_codes;
-    if (gather) s.gather.resize(std::size_t(kVerifyChunk) * cs);
+// Totals of one step over the queries of a batch (for the cost projection of method="auto").
+struct StepStats {
+  double active = 0, pairs = 0, candidates = 0, buckets = 0, bucket_bytes = 0, table_buckets = 0;
+};
+
+// A run of sorted (key, query) pairs with the same key: bucket [b, e) of the table, pairs [p0, p1).
+struct Run {
+  std::uint32_t b, e, p0, p1;
+};
+
+struct Hit {
+  std::uint32_t query;  // batch-local
+  std::uint64_t packed;
+};
+
+struct WorkerScratch {
+  std::vector<code_t> qblock, gather;
+  std::vector<std::uint32_t> rel;
+  std::vector<std::uint16_t> dist;
+  std::vector<Hit> hits;
+};
+
+// Stable LSD radix sort of packed (key << 32 | query) by the key bits; equal keys keep query order.
+void sort_pairs(std::vector<std::uint64_t>& v, std::vector<std::uint64_t>& tmp, int key_bits) {
+  if (v.size() < 512 || key_bits > 32) {
+    std::sort(v.begin(), v.end());
+    return;
+  }
+  const int passes = (key_bits + 10) / 11;
+  const int digit = (key_bits + passes - 1) / passes;
+  const std::size_t nd = std::size_t(1) << digit;
+  std::vector<std::uint32_t> count(nd);
+  tmp.resize(v.size());
+  for (int p = 0; p < passes; ++p) {
+    const int shift = 32 + p * digit;
+    std::fill(count.begin(), count.end(), 0);
+    for (std::uint64_t x : v) ++count[(x >> shift) & (nd - 1)];
+    std::uint32_t sum = 0;
+    for (auto& c : count) {
+      const std::uint32_t c0 = c;
+      c = sum;
+      sum += c0;
+    }
+    for (std::uint64_t x : v) tmp[count[(x >> shift) & (nd - 1)]++] = x;
+    v.swap(tmp);
+  }
+}
+
+// Batched, step-synchronous table search. Every active query of the batch runs step t before any runs t + 1;
+// within a step the probes of all queries are sorted by bucket, so each bucket is read once and verified against
+// up to kQueryBlock queries per kernel call. A single query is the special case of a batch of one.
+class Engine {
+ public:
+  Engine(const std::vector<const Segment*>& segs, const code_t* db, std::size_t cs, int nbits, std::size_t k,
+         int radius, const Kernels& kern, const CostModel& cost, int threads)
+      : segs_(segs), db_(db), cs_(cs), nbits_(nbits), k_(k), radius_(radius), kern_(kern), cost_(cost),
+        threads_(threads), scratch_(threads) {
+    sub_at_.push_back(0);
+    for (const Segment* g : segs_) sub_at_.push_back(sub_at_.back() + g->subs.size());
+    for (const Segment* g : segs_) any_gather_ |= !g->inline_codes;
+    for (WorkerScratch& w : scratch_) {
+      w.qblock.resize(std::size_t(kQueryBlock) * cs_);
+      w.rel.resize(std::size_t(kQueryBlock) * kVerifyChunk);
+      w.dist.resize(std::size_t(kQueryBlock) * kVerifyChunk);
+      if (any_gather_) w.gather.resize(std::size_t(kVerifyChunk) * cs_);
+    }
   }
 
-  // k-th smallest distance among the found entries (k <= found.size()).
-  int kth_distance(const Scratch& s) const {
+  // Runs queries q + idx[j] * cs (j < na) on the tables. A query whose estimated cost passes `budget` stops with
+  // status kOver (its result is then meaningless). Per-step totals go to `steps` when given.
+  void run(const code_t* q, const std::size_t* idx, std::size_t na, double budget, QueryState* st,
+           std::vector<StepStats>* steps) {
+    na_ = na;
+    st_ = st;
+    budget_ = budget;
+    qc_.resize(na * cs_);
+    for (std::size_t a = 0; a < na; ++a) std::memcpy(qc_.data() + a * cs_, q + idx[a] * cs_, cs_);
+    qkeys_.resize(na * sub_at_.back());
+    for (std::size_t a = 0; a < na; ++a)
+      for (std::size_t g = 0; g < segs_.size(); ++g)
+        for (std::size_t i = 0; i < segs_[g]->subs.size(); ++i)
+          qkeys_[a * sub_at_.back() + sub_at_[g] + i] = substring_key(qc_.data() + a * cs_, cs_, segs_[g]->subs[i]);
+    std::vector<std::uint32_t> active;
+    for (std::size_t a = 0; a < na; ++a) {
+      QueryState& s = st[a];
+      s.found.clear();
+      s.hist.assign(static_cast<std::size_t>(nbits_) + 2, 0);
+      s.theta = radius_;
+      s.t_end = -1;
+      s.cost = 0;
+      s.status = QueryState::kActive;
+      active.push_back(static_cast<std::uint32_t>(a));
+    }
+    std::vector<char> exhausted(segs_.size(), 0);
+    for (int t = 0; t <= radius_ && !active.empty(); ++t) {
+      StepStats ss;
+      ss.active = double(active.size());
+      bool all_done = true;
+      for (std::size_t g = 0; g < segs_.size(); ++g) {
+        if (exhausted[g]) continue;
+        step(g, t, active, ss);
+        const Segment& seg = *segs_[g];
+        // Every value of one substring visited: every code of the segment has been seen.
+        if (t / seg.m >= seg.subs[static_cast<std::size_t>(t % seg.m)].len) exhausted[g] = 1;
+        all_done &= exhausted[g] != 0;
+      }
+      if (steps) steps->push_back(ss);
+      std::size_t w = 0;
+      for (std::uint32_t a : active) {
+        QueryState& s = st[a];
+        if (s.status == QueryState::kOver) continue;
+        bool complete = all_done || t == radius_;
+        if (k_ && s.found.size() >= k_) {
+          s.theta = std::min(s.theta, kth_distance(s));
+          std::size_t within = 0;
+          for (int d = 0; d <= t; ++d) within += s.hist[d];
+          complete |= within >= k_;  // k results with d <= t, and every code with d <= t has been seen
+        }
+        if (complete) {
+          finish(s);
+          s.t_end = t;
+        } else {
+          active[w++] = a;
+        }
+      }
+      active.resize(w);
+    }
+  }
+
+  std::size_t total_pairs() const { return total_pairs_; }
+  std::size_t total_candidates() const { return total_candidates_; }
+
+ private:
+  int kth_distance(const QueryState& s) const {
     std::size_t cum = 0;
     for (std::size_t d = 0; d < s.hist.size(); ++d) {
       cum += s.hist[d];
-      if (cum >= k) return static_cast<int>(d);
+      if (cum >= k_) return static_cast<int>(d);
     }
-    return nbits + 1;
+    return nbits_ + 1;
   }
 
-  // Keeps the k smallest (distance, id) entries.
-  void compact(Scratch& s) const {
-    std::nth_element(s.found.begin(), s.found.begin() + (k - 1), s.found.end());
-    s.found.resize(k);
+  void keep_k(QueryState& s) const {  // keeps the k smallest (distance, id) entries
+    std::nth_element(s.found.begin(), s.found.begin() + (k_ - 1), s.found.end());
+    s.found.resize(k_);
     std::fill(s.hist.begin(), s.hist.end(), 0);
     for (std::uint64_t e : s.found) ++s.hist[e >> kIdBits];
   }
 
-  // Verifies bucket entries [b, e) of table i of segment g at substring distance sd; reports the new ones.
-  void verify(const code_t* q, const Segment& g, std::size_t i, int sd, std::uint32_t b, std::uint32_t e,
-              const std::uint64_t* qk, int& theta, Scratch& s) const {
-    const Table& t = g.tables[i];
-    while (b < e) {
-      const std::uint32_t len = std::min(e - b, kVerifyChunk);
+  void finish(QueryState& s) const {
+    if (k_ && s.found.size() > k_) keep_k(s);
+    std::sort(s.found.begin(), s.found.end());
+    s.status = QueryState::kDone;
+  }
+
+  // Step t on segment g for the active queries: table i = t mod m at substring distance t div m.
+  void step(std::size_t g, int t, const std::vector<std::uint32_t>& active, StepStats& ss) {
+    const Segment& seg = *segs_[g];
+    const std::size_t i = static_cast<std::size_t>(t % seg.m);
+    const int sd = t / seg.m;
+    const Table& tab = seg.tables[i];
+    const int len = tab.sub.len;
+    ss.table_buckets += double(tab.distinct);
+    pairs_.clear();
+    auto flush_if_full = [&] {
+      if (pairs_.size() >= kMaxPairs) {
+        process(g, i, sd, ss);
+        pairs_.clear();
+      }
+    };
+    if (!tab.direct && binomial(len, sd) > tab.slots.size()) {
+      // More values at this distance than occupied buckets: test the buckets instead of enumerating values.
+      for (std::uint32_t a : active) {
+        if (st_[a].status == QueryState::kOver) continue;
+        const std::uint64_t qk = qkey(a, g, i);
+        for (std::size_t h = 0; h < tab.slots.size(); ++h) {
+          const Table::Slot& sl = tab.slots[h];
+          if (sl.len == 0 || popcount64(sl.key ^ qk) != sd) continue;
+          wide_.push_back({sl.key, a});
+        }
+        st_[a].cost += cost_.pair * 0.25 * double(tab.slots.size());
+        if (wide_.size() >= kMaxPairs) process_wide(g, i, sd, ss);
+      }
+      process_wide(g, i, sd, ss);
+      return;
+    }
+    if (!tab.direct) {
+      for (std::uint32_t a : active) {
+        if (st_[a].status == QueryState::kOver) continue;
+        const std::uint64_t qk = qkey(a, g, i);
+        for_each_mask(len, sd, [&](std::uint64_t mask) {
+          wide_.push_back({qk ^ mask, a});
+          if (wide_.size() >= kMaxPairs) process_wide(g, i, sd, ss);
+          return true;
+        });
+      }
+      process_wide(g, i, sd, ss);
+      return;
+    }
+    for (std::uint32_t a : active) {
+      if (st_[a].status == QueryState::kOver) continue;
+      const std::uint64_t qk = qkey(a, g, i);
+      for_each_mask(len, sd, [&](std::uint64_t mask) {
+        pairs_.push_back(((qk ^ mask) << 32) | a);
+        flush_if_full();
+        return true;
+      });
+    }
+    if (!pairs_.empty()) process(g, i, sd, ss);
+  }
+
+  std::uint64_t qkey(std::uint32_t a, std::size_t g, std::size_t i) const {
+    return qkeys_[a * sub_at_.back() + sub_at_[g] + i];
+  }
+
+  // Hashed tables: pairs of 64-bit keys, sorted with std::sort, then looked up like the packed ones.
+  void process_wide(std::size_t g, std::size_t i, int sd, StepStats& ss) {
+    if (wide_.empty()) return;
+    std::sort(wide_.begin(), wide_.end(), [](const WidePair& x, const WidePair& y) {
+      return x.key != y.key ? x.key < y.key : x.query < y.query;
+    });
+    const Table& tab = segs_[g]->tables[i];
+    runs_.clear();
+    queries_.resize(wide_.size());
+    for (std::size_t p = 0; p < wide_.size();) {
+      std::size_t r = p;
+      while (r < wide_.size() && wide_[r].key == wide_[p].key) {
+        queries_[r] = wide_[r].query;
+        ++r;
+      }
+      std::uint32_t b, e;
+      if (tab.bucket(wide_[p].key, b, e)) runs_.push_back({b, e, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(r)});
+      p = r;
+    }
+    const std::size_t np = wide_.size();
+    wide_.clear();
+    verify_runs(g, i, sd, np, ss);
+  }
+
+  // Direct tables: radix-sort the packed pairs, cut them into runs per bucket, verify.
+  void process(std::size_t g, std::size_t i, int sd, StepStats& ss) {
+    const Table& tab = segs_[g]->tables[i];
+    sort_pairs(pairs_, tmp_, tab.sub.len);
+    runs_.clear();
+    queries_.resize(pairs_.size());
+    for (std::size_t p = 0; p < pairs_.size();) {
+      const std::uint64_t key = pairs_[p] >> 32;
+      std::size_t r = p;
+      while (r < pairs_.size() && (pairs_[r] >> 32) == key) {
+        queries_[r] = static_cast<std::uint32_t>(pairs_[r]);
+        ++r;
+      }
+      const std::uint32_t b = tab.offsets[key], e = tab.offsets[key + 1];
+      if (b != e) runs_.push_back({b, e, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(r)});
+      p = r;
+    }
+    verify_runs(g, i, sd, pairs_.size(), ss);
+  }
+
+  // Charges each query its share of the step, drops the queries over budget, verifies the runs in parallel and
+  // merges the hits.
+  void verify_runs(std::size_t g, std::size_t i, int sd, std::size_t npairs, StepStats& ss) {
+    const Segment& seg = *segs_[g];
+    ss.pairs += double(npairs);
+    ss.buckets += double(runs_.size());
+    total_pairs_ += npairs;
+    double work = 0;
+    work_at_.resize(runs_.size() + 1);
+    work_at_[0] = 0;
+    for (std::size_t r = 0; r < runs_.size(); ++r) {
+      const Run& run = runs_[r];
+      const double len = run.e - run.b, nq = run.p1 - run.p0;
+      const double bytes = len * double(cs_);
+      ss.candidates += len * nq;
+      total_candidates_ += static_cast<std::size_t>(len * nq);
+      ss.bucket_bytes += bytes;
+      const double share = (cost_.bucket + bytes * cost_.byte) / nq + len * cost_.compare(nq);
+      for (std::uint32_t p = run.p0; p < run.p1; ++p) st_[queries_[p]].cost += share;
+      work += len * std::ceil(nq / kQueryBlock) + 16;
+      work_at_[r + 1] = work;
+    }
+    for (std::size_t p = 0; p < npairs; ++p) {
+      QueryState& s = st_[queries_[p]];
+      s.cost += cost_.pair;
+    }
+    for (std::size_t p = 0; p < npairs; ++p) {
+      QueryState& s = st_[queries_[p]];
+      if (s.status == QueryState::kActive && s.cost > budget_) s.status = QueryState::kOver;
+    }
+    // Contiguous run ranges of similar work per task; small steps stay on the calling thread.
+    const int threads = work < 50000 ? 1 : threads_;
+    const std::size_t ntasks = threads == 1 ? 1 : std::size_t(threads) * 4;
+    std::vector<std::size_t> cut(ntasks + 1, runs_.size());
+    cut[0] = 0;
+    for (std::size_t c = 1; c < ntasks; ++c)
+      cut[c] = static_cast<std::size_t>(
+          std::lower_bound(work_at_.begin(), work_at_.end(), work * double(c) / double(ntasks)) - work_at_.begin());
+    for (WorkerScratch& w : scratch_) w.hits.clear();
+    parallel_for(ntasks, threads, [&](std::size_t c, int w) {
+      WorkerScratch& ws = scratch_[w];
+      for (std::size_t r = cut[c]; r < cut[c + 1]; ++r) {
+        if (r + kPrefetchRuns < cut[c + 1]) prefetch_run(seg, i, runs_[r + kPrefetchRuns]);
+        verify_run(seg, g, i, sd, runs_[r], ws);
+      }
+    });
+    for (WorkerScratch& ws : scratch_) {
+      for (const Hit& h : ws.hits) {
+        QueryState& s = st_[h.query];
+        s.found.push_back(h.packed);
+        ++s.hist[h.packed >> kIdBits];
+        s.cost += cost_.result;
+        if (k_ && s.found.size() >= 2 * k_ + 64) keep_k(s);
+      }
+    }
+  }
+
+  void prefetch_run(const Segment& seg, std::size_t i, const Run& run) const {
+    const Table& t = seg.tables[i];
+    if (seg.inline_codes) {
+      const code_t* p = t.codes.data() + std::size_t(run.b) * cs_;
+      const std::size_t bytes = std::min<std::size_t>(std::size_t(run.e - run.b) * cs_, kPrefetchBytes);
+      for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+    } else {
+      __builtin_prefetch(t.ids.data() + run.b);
+    }
+  }
+
+  // Verifies bucket [b, e) against the run's queries, kQueryBlock at a time, and records the new hits.
+  void verify_run(const Segment& seg, std::size_t g, std::size_t i, int sd, const Run& run, WorkerScratch& ws) {
+    const Table& t = seg.tables[i];
+    std::uint32_t block[kQueryBlock];
+    int thresh[kQueryBlock];
+    std::uint32_t count[kQueryBlock];
+    for (std::uint32_t b = run.b; b < run.e; b += kVerifyChunk) {
+      const std::uint32_t len = std::min(run.e - b, kVerifyChunk);
       const code_t* codes;
-      if (g.inline_codes) {
-        codes = t.codes.data() + std::size_t(b) * cs;
+      if (seg.inline_codes) {
+        codes = t.codes.data() + std::size_t(b) * cs_;
       } else {
         for (std::uint32_t j = 0; j < len; ++j)
-          std::memcpy(s.gather.data() + std::size_t(j) * cs, db + (g.base + t.ids[b + j]) * cs, cs);
-        codes = s.gather.data();
+          std::memcpy(ws.gather.data() + std::size_t(j) * cs_, db_ + (seg.base + t.ids[b + j]) * cs_, cs_);
+        codes = ws.gather.data();
       }
-      std::uint32_t count = 0;
-      int thresh[1] = {theta};
-      kern.scan_block(q, 1, codes, len, cs, thresh, s.rel.data(), s.dist.data(), &count, kVerifyChunk);
-      for (std::uint32_t j = 0; j < count; ++j) {
-        const code_t* c = codes + std::size_t(s.rel[j]) * cs;
-        // Report a code only from the first step that reaches it: an earlier step reached it when some other
-        // substring is within that substring's radius so far (sd for tables before i, sd - 1 after).
-        bool seen = false;
-        for (std::size_t o = 0; o < g.subs.size() && !seen; ++o) {
-          if (o == i) continue;
-          const int dj = popcount64(substring_key(c, cs, g.subs[o]) ^ qk[o]);
-          seen = dj <= (o < i ? sd : sd - 1);
+      for (std::uint32_t p = run.p0; p < run.p1;) {
+        int nb = 0;
+        for (; p < run.p1 && nb < kQueryBlock; ++p) {
+          const std::uint32_t a = queries_[p];
+          if (st_[a].status != QueryState::kActive) continue;
+          block[nb] = a;
+          thresh[nb] = st_[a].theta;
+          std::memcpy(ws.qblock.data() + std::size_t(nb) * cs_, qc_.data() + std::size_t(a) * cs_, cs_);
+          ++nb;
         }
-        if (seen) continue;
-        const std::uint16_t d = s.dist[j];
-        s.found.push_back((std::uint64_t(d) << kIdBits) | (g.base + t.ids[b + s.rel[j]]));
-        ++s.hist[d];
-        s.cost += cost.result;
-        if (k && s.found.size() >= 2 * k + 64) compact(s);
-        if (k && s.found.size() >= k) theta = std::min(theta, kth_distance(s));
-      }
-      b += len;
-    }
-  }
-
-  // Runs one query on the tables; leaves its sorted result in s.found. Returns false when the estimated cost
-  // exceeded `budget` (s.found is then meaningless).
-  bool run(const code_t* q, double budget, Scratch& s) const {
-    s.found.clear();
-    std::fill(s.hist.begin(), s.hist.end(), 0);
-    s.cost = 0;
-    for (std::size_t g = 0; g < segs.size(); ++g) {
-      for (std::size_t i = 0; i < segs[g]->subs.size(); ++i)
-        s.qkeys[s.qkey_at[g] + i] = substring_key(q, cs, segs[g]->subs[i]);
-      s.exhausted[g] = 0;
-    }
-    int theta = radius;
-    bool over = false;
-    for (int t = 0; t <= radius && !over; ++t) {
-      bool all_done = true;
-      for (std::size_t gi = 0; gi < segs.size() && !over; ++gi) {
-        if (s.exhausted[gi]) continue;
-        const Segment& g = *segs[gi];
-        const std::size_t i = static_cast<std::size_t>(t % g.m);
-        const int sd = t / g.m;
-        const Table& tab = g.tables[i];
-        const std::uint64_t* qk = s.qkeys.data() + s.qkey_at[gi];
-        auto visit = [&](std::uint32_t b, std::uint32_t e) {
-          s.candidates += e - b;
-          s.cost += cost.candidate * double(e - b);
-          verify(q, g, i, sd, b, e, qk, theta, s);
-        };
-        auto probe = [&](std::uint64_t key) {
-          ++s.probes;
-          s.cost += cost.probe;
-          std::uint32_t b, e;
-          if (tab.bucket(key, b, e)) visit(b, e);
-          return !(over = s.cost > budget);
-        };
-        if (!tab.direct && binomial(tab.sub.len, sd) > tab.slots.size()) {
-          // Fewer occupied buckets than values at this distance: walk the buckets instead.
-          for (const Table::Slot& sl : tab.slots) {
-            if (sl.len == 0 || popcount64(sl.key ^ qk[i]) != sd) continue;
-            ++s.probes;
-            s.cost += cost.probe;
-            visit(sl.start, sl.start + sl.len);
-            if ((over = s.cost > budget)) break;
+        if (nb == 0) break;
+        kern_.scan_block(ws.qblock.data(), nb, codes, len, cs_, thresh, ws.rel.data(), ws.dist.data(), count,
+                         kVerifyChunk);
+        for (int j = 0; j < nb; ++j) {
+          const std::uint32_t a = block[j];
+          const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
+          for (std::uint32_t h = 0; h < count[j]; ++h) {
+            const std::uint32_t rel = ws.rel[std::size_t(j) * kVerifyChunk + h];
+            const code_t* c = codes + std::size_t(rel) * cs_;
+            // Report a code only from the first step that reaches it: an earlier step reached it when some
+            // other substring is within that substring's radius so far (sd before table i, sd - 1 after it).
+            bool seen = false;
+            for (std::size_t o = 0; o < seg.subs.size() && !seen; ++o) {
+              if (o == i) continue;
+              seen = popcount64(substring_key(c, cs_, seg.subs[o]) ^ qk[o]) <= (o < i ? sd : sd - 1);
+            }
+            if (seen) continue;
+            const std::uint64_t d = ws.dist[std::size_t(j) * kVerifyChunk + h];
+            ws.hits.push_back({a, (d << kIdBits) | (seg.base + t.ids[b + rel])});
           }
-          s.cost += cost.probe * 0.25 * double(tab.slots.size());
-        } else {
-          for_each_mask(tab.sub.len, sd, [&](std::uint64_t mask) { return probe(qk[i] ^ mask); });
         }
-        if (sd >= tab.sub.len) s.exhausted[gi] = 1;  // every value of this substring visited: segment done
-        all_done &= s.exhausted[gi] != 0;
       }
-      if (over) break;
-      if (k && s.found.size() >= k) {
-        std::size_t within = 0;
-        for (int d = 0; d <= t; ++d) within += s.hist[d];
-        if (within >= k) break;  // k results with d <= t, and every code with d <= t has been seen
-      }
-      if (all_done) break;
     }
-    if (over) return false;
-    if (k && s.found.size() > k) {
-      std::nth_element(s.found.begin(), s.found.begin() + (k - 1), s.found.end());
-      s.found.resize(k);
-    }
-    std::sort(s.found.begin(), s.found.end());
-    return true;
   }
+
+  struct WidePair {
+    std::uint64_t key;
+    std::uint32_t query;
+  };
+
+  const std::vector<const Segment*>& segs_;
+  const code_t* db_;
+  std::size_t cs_;
+  int nbits_;
+  std::size_t k_;
+  int radius_;
+  const Kernels& kern_;
+  const CostModel& cost_;
+  int threads_;
+  std::vector<WorkerScratch> scratch_;
+  std::vector<std::size_t> sub_at_;  // segment -> first substring slot in qkeys_
+  bool any_gather_ = false;
+
+  std::size_t na_ = 0;
+  QueryState* st_ = nullptr;
+  double budget_ = 0;
+  std::vector<code_t> qc_;            // batch query codes, contiguous
+  std::vector<std::uint64_t> qkeys_;  // batch query substring values
+  std::vector<std::uint64_t> pairs_, tmp_;
+  std::vector<WidePair> wide_;
+  std::vector<std::uint32_t> queries_;  // query of each sorted pair
+  std::vector<Run> runs_;
+  std::vector<double> work_at_;
+  std::size_t total_pairs_ = 0, total_candidates_ = 0;
 };
 
-// Per-task output: results of consecutive queries, concatenated.
-struct TaskOut {
-  std::vector<dist_t> dist;
-  std::vector<idx_t> idx;
-  std::vector<std::uint32_t> count;
-};
-
-void append(TaskOut& out, const std::vector<std::uint64_t>& found) {
-  out.count.push_back(static_cast<std::uint32_t>(found.size()));
-  for (std::uint64_t e : found) {
-    out.dist.push_back(static_cast<dist_t>(e >> kIdBits));
-    out.idx.push_back(static_cast<idx_t>(e & kIdMask));
+// Projected cost per query of running nq queries on the tables, from the per-step totals of a sample of
+// `sampled` queries: probes and candidates scale with the batch, distinct buckets saturate at the table size
+// (buckets shared by several queries are fetched once and verified by the blocked kernel).
+double project_mih_cost(const std::vector<StepStats>& steps, double sampled, double nq, const CostModel& c,
+                        std::size_t cs) {
+  double total = 0;
+  for (const StepStats& s : steps) {
+    if (s.pairs == 0) continue;
+    const double scale = nq / sampled;
+    const double pairs = s.pairs * scale, cand = s.candidates * scale;
+    const double table = std::max(1.0, s.table_buckets);
+    const double distinct = std::min(pairs, table * (1.0 - std::exp(-pairs / table)));
+    const double bucket_bytes = s.bucket_bytes / std::max(1.0, s.buckets);
+    const double sharing = pairs / std::max(1.0, distinct);
+    total += pairs * c.pair + distinct * (c.bucket + bucket_bytes * c.byte) + cand * c.compare(sharing);
+    (void)cs;
   }
+  return total / nq;
 }
 
 }  // namespace
@@ -566,99 +895,105 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   threads = resolve_threads(threads);
   MihStats st;
   st.queries = nq;
+  auto finish = [&](RangeResultData&& r) {
+    if (stats) *stats = st;
+    return std::move(r);
+  };
+  auto scan = [&](const code_t* qs, std::size_t m) { return scan_select(qs, m, db, n, cs, k, radius, threads); };
 
+  if (nq == 0 || n == 0) {
+    st.used = method == SearchMethod::Mih ? SearchMethod::Mih : SearchMethod::Flat;
+    return finish(to_csr(QueryLists{std::vector<std::vector<std::uint16_t>>(nq), std::vector<std::vector<idx_t>>(nq)}));
+  }
   std::vector<const Segment*> segs;
   std::size_t table_bytes = 0;
   for (const auto& s : segments_) {
     segs.push_back(s.get());
     table_bytes += s->table_bytes;
   }
-  const Searcher searcher{segs, db, cs, nbits_, k, radius, active_kernels(), make_cost_model(n, cs, table_bytes)};
-  st.est_scan_ns = searcher.cost.scan_per_query;
-
-  auto scan_all = [&] {
+  const CostModel cost = make_cost_model(n, cs, table_bytes);
+  const double scan_per_query = cost.scan(n, cs, double(nq)) / double(nq);
+  st.est_scan_ns = scan_per_query;
+  auto scan_everything = [&] {
     st.used = SearchMethod::Flat;
     st.scan_queries = nq;
-    return to_csr(scan_select(q, nq, db, n, cs, k, radius, threads));
+    return finish(to_csr(scan(q, nq)));
   };
-  if (method == SearchMethod::Flat || n == 0 || nq == 0) {
-    if (method != SearchMethod::Flat && n == 0) st.used = SearchMethod::Mih;
-    RangeResultData r = n == 0 || nq == 0 ? to_csr(QueryLists{std::vector<std::vector<std::uint16_t>>(nq),
-                                                              std::vector<std::vector<idx_t>>(nq)})
-                                          : scan_all();
-    if (method == SearchMethod::Flat) st.used = SearchMethod::Flat, st.scan_queries = nq;
-    if (stats) *stats = st;
-    return r;
+  if (method == SearchMethod::Flat) return scan_everything();
+
+  const bool automatic = method == SearchMethod::Auto;
+  if (automatic && k == 0) {
+    // Radius search: the probes alone are known in advance; when they cost more than the scan, scan.
+    double probes = 0;
+    for (const Segment* g : segs)
+      for (int t = 0; t <= radius; ++t) {
+        const Table& tab = g->tables[static_cast<std::size_t>(t % g->m)];
+        const int sd = t / g->m;
+        probes += double(std::min<std::uint64_t>(binomial(tab.sub.len, sd), tab.direct ? ~0ull : tab.slots.size()));
+        if (sd >= tab.sub.len) break;
+      }
+    if (probes * cost.pair > scan_per_query) {
+      st.est_mih_ns = probes * cost.pair;
+      return scan_everything();
+    }
   }
 
-  // Auto: queries whose table search would cost more than this are answered by the scan instead.
-  const bool automatic = method == SearchMethod::Auto;
-  const double budget = automatic ? 1.5 * searcher.cost.scan_per_query : std::numeric_limits<double>::infinity();
-
-  std::vector<Scratch> scratch(threads);
-  for (Scratch& s : scratch) searcher.prepare(s);
-  std::vector<std::vector<std::uint64_t>> kept(nq);  // results of sampled queries
-  std::vector<char> done(nq, 0), to_scan(nq, 0);
+  // A query whose table search costs more than this (automatic mode) is answered by the scan instead.
+  const double budget = automatic ? 2.0 * scan_per_query : std::numeric_limits<double>::infinity();
+  Engine engine(segs, db, cs, nbits_, k, radius, active_kernels(), cost, threads);
+  std::vector<std::vector<std::uint64_t>> out(nq);
+  std::vector<char> to_scan(nq, 0);
   double mih_cost = 0;
   std::size_t mih_done = 0;
+  auto run_tables = [&](const std::vector<std::size_t>& idx, std::vector<StepStats>* steps) {
+    std::vector<QueryState> qs;
+    for (std::size_t b0 = 0; b0 < idx.size(); b0 += kBatchQueries) {
+      const std::size_t na = std::min(kBatchQueries, idx.size() - b0);
+      qs.resize(na);
+      engine.run(q, idx.data() + b0, na, budget, qs.data(), steps);
+      for (std::size_t a = 0; a < na; ++a) {
+        if (qs[a].status == QueryState::kDone) {
+          out[idx[b0 + a]].swap(qs[a].found);
+          mih_cost += qs[a].cost;
+          ++mih_done;
+        } else {
+          to_scan[idx[b0 + a]] = 1;
+        }
+      }
+    }
+  };
 
-  if (automatic) {
-    // Run an evenly spaced sample on the tables and compare its cost with the scan's.
-    const std::size_t ns = std::min<std::size_t>(nq, 16);
-    std::vector<std::size_t> sample(ns);
-    for (std::size_t j = 0; j < ns; ++j) sample[j] = j * nq / ns;
-    std::vector<double> cost(ns);
-    std::vector<char> ok(ns);
-    parallel_for(ns, threads, [&](std::size_t j, int w) {
-      Scratch& s = scratch[w];
-      ok[j] = searcher.run(q + sample[j] * cs, budget, s);
-      cost[j] = ok[j] ? s.cost : budget + searcher.cost.scan_per_query;
-      if (ok[j]) kept[sample[j]] = s.found;
-    });
-    double mean = 0;
-    for (double c : cost) mean += c / double(ns);
-    st.sampled = ns;
-    st.est_mih_ns = mean;
-    if (mean > searcher.cost.scan_per_query) {
-      for (const Scratch& s : scratch) st.probes += s.probes, st.candidates += s.candidates;
-      RangeResultData r = scan_all();
-      if (stats) *stats = st;
-      return r;
+  std::vector<std::size_t> rest;
+  if (automatic && nq > kSampleQueries) {
+    // Run an evenly spaced sample on the tables, project its per-step probes and candidates to the whole batch
+    // (observed bucket occupancy, radius actually needed by k-NN), and compare with the scan.
+    std::vector<std::size_t> sample(kSampleQueries);
+    std::vector<char> in_sample(nq, 0);
+    for (std::size_t j = 0; j < kSampleQueries; ++j) in_sample[sample[j] = j * nq / kSampleQueries] = 1;
+    std::vector<StepStats> steps;
+    run_tables(sample, &steps);
+    for (std::size_t i = 0; i < nq; ++i)
+      if (!in_sample[i]) rest.push_back(i);
+    std::size_t over = 0;
+    for (std::size_t i : sample) over += to_scan[i];
+    const double left = double(rest.size());
+    const double projected = project_mih_cost(steps, double(kSampleQueries), left, cost, cs);
+    const double scan_left = cost.scan(n, cs, left) / left;
+    st.sampled = kSampleQueries;
+    st.est_mih_ns = projected;
+    st.est_scan_ns = scan_left;
+    if (4 * over > kSampleQueries || projected > scan_left) {
+      for (std::size_t i : rest) to_scan[i] = 1;
+      rest.clear();
     }
-    for (std::size_t j = 0; j < ns; ++j) {
-      done[sample[j]] = 1;
-      to_scan[sample[j]] = !ok[j];
-      if (ok[j]) mih_cost += cost[j], ++mih_done;
-    }
+  } else {
+    for (std::size_t i = 0; i < nq; ++i) rest.push_back(i);
   }
+  if (!rest.empty()) run_tables(rest, nullptr);
+  st.probes = engine.total_pairs();
+  st.candidates = engine.total_candidates();
 
-  const std::size_t ntasks = (nq + kQueriesPerTask - 1) / kQueriesPerTask;
-  std::vector<TaskOut> outs(ntasks);
-  std::vector<double> task_cost(ntasks, 0);
-  std::vector<std::size_t> task_done(ntasks, 0);
-  parallel_for(ntasks, threads, [&](std::size_t task, int w) {
-    Scratch& s = scratch[w];
-    TaskOut& out = outs[task];
-    const std::size_t q0 = task * kQueriesPerTask, q1 = std::min(nq, q0 + kQueriesPerTask);
-    for (std::size_t i = q0; i < q1; ++i) {
-      if (done[i]) {
-        append(out, kept[i]);
-        continue;
-      }
-      if (searcher.run(q + i * cs, budget, s)) {
-        append(out, s.found);
-        task_cost[task] += s.cost;
-        ++task_done[task];
-      } else {
-        to_scan[i] = 1;
-        out.count.push_back(0);
-      }
-    }
-  });
-  for (std::size_t t = 0; t < ntasks; ++t) mih_cost += task_cost[t], mih_done += task_done[t];
-  for (const Scratch& s : scratch) st.probes += s.probes, st.candidates += s.candidates;
-
-  // Queries that overran the budget: one batched scan.
+  // Queries over budget (or all but the sample when the scan was chosen): one batched scan.
   std::vector<std::size_t> fallback;
   for (std::size_t i = 0; i < nq; ++i)
     if (to_scan[i]) fallback.push_back(i);
@@ -666,44 +1001,36 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   if (!fallback.empty()) {
     std::vector<code_t> fq(fallback.size() * cs);
     for (std::size_t j = 0; j < fallback.size(); ++j) std::memcpy(fq.data() + j * cs, q + fallback[j] * cs, cs);
-    scanned = scan_select(fq.data(), fallback.size(), db, n, cs, k, radius, threads);
+    scanned = scan(fq.data(), fallback.size());
   }
-
   RangeResultData r;
   r.lims.assign(nq + 1, 0);
   std::size_t fb = 0;
   for (std::size_t i = 0; i < nq; ++i) {
-    const std::size_t c = to_scan[i] ? scanned.dist[fb++].size() : outs[i / kQueriesPerTask].count[i % kQueriesPerTask];
+    const std::size_t c = to_scan[i] ? scanned.dist[fb++].size() : out[i].size();
     r.lims[i + 1] = r.lims[i] + static_cast<idx_t>(c);
   }
   r.distances.resize(static_cast<std::size_t>(r.lims[nq]));
   r.indices.resize(static_cast<std::size_t>(r.lims[nq]));
   fb = 0;
-  for (std::size_t t = 0; t < ntasks; ++t) {
-    const std::size_t q0 = t * kQueriesPerTask, q1 = std::min(nq, q0 + kQueriesPerTask);
-    std::size_t off = 0;
-    for (std::size_t i = q0; i < q1; ++i) {
-      const std::size_t dst = static_cast<std::size_t>(r.lims[i]);
-      if (to_scan[i]) {
-        const auto& d = scanned.dist[fb];
-        const auto& ix = scanned.idx[fb];
-        std::copy(d.begin(), d.end(), r.distances.begin() + dst);
-        std::copy(ix.begin(), ix.end(), r.indices.begin() + dst);
-        ++fb;
-        continue;
-      }
-      const std::size_t c = outs[t].count[i - q0];
-      std::copy_n(outs[t].dist.begin() + off, c, r.distances.begin() + dst);
-      std::copy_n(outs[t].idx.begin() + off, c, r.indices.begin() + dst);
-      off += c;
+  for (std::size_t i = 0; i < nq; ++i) {
+    std::size_t dst = static_cast<std::size_t>(r.lims[i]);
+    if (to_scan[i]) {
+      std::copy(scanned.dist[fb].begin(), scanned.dist[fb].end(), r.distances.begin() + dst);
+      std::copy(scanned.idx[fb].begin(), scanned.idx[fb].end(), r.indices.begin() + dst);
+      ++fb;
+      continue;
+    }
+    for (std::uint64_t e : out[i]) {
+      r.distances[dst] = static_cast<dist_t>(e >> kIdBits);
+      r.indices[dst++] = static_cast<idx_t>(e & kIdMask);
     }
   }
-  st.used = SearchMethod::Mih;
   st.scan_queries = fallback.size();
   st.mih_queries = nq - fallback.size();
-  st.est_mih_ns = mih_done ? mih_cost / double(mih_done) : 0;
-  if (stats) *stats = st;
-  return r;
+  st.used = st.mih_queries * 2 >= nq ? SearchMethod::Mih : SearchMethod::Flat;
+  if (mih_done && !st.sampled) st.est_mih_ns = mih_cost / double(mih_done);
+  return finish(std::move(r));
 }
 
 void MultiIndexHashing::knn(const code_t* q, std::size_t nq, const code_t* db, std::size_t n, std::size_t k,
