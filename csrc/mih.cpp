@@ -516,6 +516,7 @@ class Engine {
 
   std::size_t total_pairs() const { return total_pairs_; }
   std::size_t total_candidates() const { return total_candidates_; }
+  double total_cost() const { return total_cost_; }  // model estimate of everything run so far
 
  private:
   int kth_distance(const QueryState& s) const {
@@ -584,16 +585,71 @@ class Engine {
       process_wide(g, i, sd, ss);
       return;
     }
+    // Direct table: the probe masks are the same for every query.
+    masks_.clear();
+    for_each_mask(len, sd, [&](std::uint64_t mask) {
+      masks_.push_back(static_cast<std::uint32_t>(mask));
+      return true;
+    });
+    const std::size_t nkeys = std::size_t(1) << len;
+    const std::size_t per_query = masks_.size();
+    std::size_t live = 0;
+    for (std::uint32_t a : active) live += st_[a].status != QueryState::kOver;
+    if (live * per_query * 8 >= nkeys) {
+      // Dense step (most buckets probed): counting sort of the query ids by key, in groups of queries that
+      // keep the pairs within kMaxPairs.
+      const std::size_t group = std::max<std::size_t>(1, kMaxPairs / per_query);
+      for (std::size_t a0 = 0; a0 < active.size(); a0 += group) {
+        const std::size_t a1 = std::min(active.size(), a0 + group);
+        count_sort(g, i, active.data() + a0, a1 - a0, nkeys, ss, sd);
+      }
+      return;
+    }
     for (std::uint32_t a : active) {
       if (st_[a].status == QueryState::kOver) continue;
       const std::uint64_t qk = qkey(a, g, i);
-      for_each_mask(len, sd, [&](std::uint64_t mask) {
-        pairs_.push_back(((qk ^ mask) << 32) | a);
-        flush_if_full();
-        return true;
-      });
+      for (std::uint32_t mask : masks_) pairs_.push_back(((qk ^ mask) << 32) | a);
+      flush_if_full();
     }
     if (!pairs_.empty()) process(g, i, sd, ss);
+  }
+
+  // Groups the probes of queries act[0..na) by key with one counting pass and one scatter, then verifies.
+  void count_sort(std::size_t g, std::size_t i, const std::uint32_t* act, std::size_t na, std::size_t nkeys,
+                  StepStats& ss, int sd) {
+    const Table& tab = segs_[g]->tables[i];
+    cursor_.assign(nkeys, 0);
+    std::size_t np = 0;
+    for (std::size_t j = 0; j < na; ++j) {
+      if (st_[act[j]].status == QueryState::kOver) continue;
+      const std::uint32_t qk = static_cast<std::uint32_t>(qkey(act[j], g, i));
+      for (std::uint32_t mask : masks_) ++cursor_[qk ^ mask];
+      np += masks_.size();
+    }
+    std::uint32_t sum = 0;
+    for (std::size_t key = 0; key < nkeys; ++key) {
+      const std::uint32_t c = cursor_[key];
+      cursor_[key] = sum;
+      sum += c;
+    }
+    queries_.resize(np);
+    for (std::size_t j = 0; j < na; ++j) {
+      if (st_[act[j]].status == QueryState::kOver) continue;
+      const std::uint32_t qk = static_cast<std::uint32_t>(qkey(act[j], g, i));
+      for (std::uint32_t mask : masks_) queries_[cursor_[qk ^ mask]++] = act[j];
+    }
+    // cursor_[key] is now the end of the key's pairs, i.e. the start of the next key's.
+    runs_.clear();
+    std::uint32_t p0 = 0;
+    for (std::size_t key = 0; key < nkeys; ++key) {
+      const std::uint32_t p1 = cursor_[key];
+      if (p1 != p0) {
+        const std::uint32_t b = tab.offsets[key], e = tab.offsets[key + 1];
+        if (b != e) runs_.push_back({b, e, p0, p1});
+      }
+      p0 = p1;
+    }
+    verify_runs(g, i, sd, np, ss);
   }
 
   std::uint64_t qkey(std::uint32_t a, std::size_t g, std::size_t i) const {
@@ -651,6 +707,7 @@ class Engine {
     ss.pairs += double(npairs);
     ss.buckets += double(runs_.size());
     total_pairs_ += npairs;
+    const bool charge = budget_ < std::numeric_limits<double>::infinity();  // per-query costs only with a budget
     double work = 0;
     work_at_.resize(runs_.size() + 1);
     work_at_[0] = 0;
@@ -661,18 +718,22 @@ class Engine {
       ss.candidates += len * nq;
       total_candidates_ += static_cast<std::size_t>(len * nq);
       ss.bucket_bytes += bytes;
-      const double share = (cost_.bucket + bytes * cost_.byte) / nq + len * cost_.compare(nq);
-      for (std::uint32_t p = run.p0; p < run.p1; ++p) st_[queries_[p]].cost += share;
+      const double run_cost = cost_.bucket + bytes * cost_.byte + len * nq * cost_.compare(nq);
+      total_cost_ += run_cost;
+      if (charge) {
+        const double share = run_cost / nq;
+        for (std::uint32_t p = run.p0; p < run.p1; ++p) st_[queries_[p]].cost += share;
+      }
       work += len * std::ceil(nq / kQueryBlock) + 16;
       work_at_[r + 1] = work;
     }
-    for (std::size_t p = 0; p < npairs; ++p) {
-      QueryState& s = st_[queries_[p]];
-      s.cost += cost_.pair;
-    }
-    for (std::size_t p = 0; p < npairs; ++p) {
-      QueryState& s = st_[queries_[p]];
-      if (s.status == QueryState::kActive && s.cost > budget_) s.status = QueryState::kOver;
+    total_cost_ += double(npairs) * cost_.pair;
+    if (charge) {
+      for (std::size_t p = 0; p < npairs; ++p) {
+        QueryState& s = st_[queries_[p]];
+        s.cost += cost_.pair;
+        if (s.status == QueryState::kActive && s.cost > budget_) s.status = QueryState::kOver;
+      }
     }
     // Contiguous run ranges of similar work per task; small steps stay on the calling thread.
     const int threads = work < 50000 ? 1 : threads_;
@@ -741,6 +802,8 @@ class Engine {
         if (nb == 0) break;
         kern_.scan_block(ws.qblock.data(), nb, codes, len, cs_, thresh, ws.rel.data(), ws.dist.data(), count,
                          kVerifyChunk);
+        // New hits first (the code is in cache), then their ids: the id loads of a block overlap.
+        const std::size_t first = ws.hits.size();
         for (int j = 0; j < nb; ++j) {
           const std::uint32_t a = block[j];
           const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
@@ -756,8 +819,13 @@ class Engine {
             }
             if (seen) continue;
             const std::uint64_t d = ws.dist[std::size_t(j) * kVerifyChunk + h];
-            ws.hits.push_back({a, (d << kIdBits) | (seg.base + t.ids[b + rel])});
+            __builtin_prefetch(t.ids.data() + b + rel);
+            ws.hits.push_back({a, (d << kIdBits) | (b + rel)});
           }
+        }
+        for (std::size_t h = first; h < ws.hits.size(); ++h) {
+          std::uint64_t& e = ws.hits[h].packed;
+          e = (e & ~kIdMask) | (seg.base + t.ids[e & kIdMask]);
         }
       }
     }
@@ -789,9 +857,12 @@ class Engine {
   std::vector<std::uint64_t> pairs_, tmp_;
   std::vector<WidePair> wide_;
   std::vector<std::uint32_t> queries_;  // query of each sorted pair
+  std::vector<std::uint32_t> masks_;    // probe masks of the current step (direct tables)
+  HugeVector<std::uint32_t> cursor_;    // counting-sort cursors per key
   std::vector<Run> runs_;
   std::vector<double> work_at_;
   std::size_t total_pairs_ = 0, total_candidates_ = 0;
+  double total_cost_ = 0;
 };
 
 // Projected cost per query of running nq queries on the tables, from the per-step totals of a sample of
@@ -943,8 +1014,6 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   Engine engine(segs, db, cs, nbits_, k, radius, active_kernels(), cost, threads);
   std::vector<std::vector<std::uint64_t>> out(nq);
   std::vector<char> to_scan(nq, 0);
-  double mih_cost = 0;
-  std::size_t mih_done = 0;
   auto run_tables = [&](const std::vector<std::size_t>& idx, std::vector<StepStats>* steps) {
     std::vector<QueryState> qs;
     for (std::size_t b0 = 0; b0 < idx.size(); b0 += kBatchQueries) {
@@ -954,8 +1023,6 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
       for (std::size_t a = 0; a < na; ++a) {
         if (qs[a].status == QueryState::kDone) {
           out[idx[b0 + a]].swap(qs[a].found);
-          mih_cost += qs[a].cost;
-          ++mih_done;
         } else {
           to_scan[idx[b0 + a]] = 1;
         }
@@ -1029,7 +1096,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   st.scan_queries = fallback.size();
   st.mih_queries = nq - fallback.size();
   st.used = st.mih_queries * 2 >= nq ? SearchMethod::Mih : SearchMethod::Flat;
-  if (mih_done && !st.sampled) st.est_mih_ns = mih_cost / double(mih_done);
+  if (!st.sampled) st.est_mih_ns = engine.total_cost() / double(nq);
   return finish(std::move(r));
 }
 
