@@ -746,9 +746,15 @@ class Engine {
     for (WorkerScratch& w : scratch_) w.hits.clear();
     parallel_for(ntasks, threads, [&](std::size_t c, int w) {
       WorkerScratch& ws = scratch_[w];
+      const std::size_t first = ws.hits.size();
       for (std::size_t r = cut[c]; r < cut[c + 1]; ++r) {
         if (r + kPrefetchRuns < cut[c + 1]) prefetch_run(seg, i, runs_[r + kPrefetchRuns]);
         verify_run(seg, g, i, sd, runs_[r], ws);
+      }
+      const std::uint32_t* ids = seg.tables[i].ids.data();
+      for (std::size_t h = first; h < ws.hits.size(); ++h) {
+        std::uint64_t& e = ws.hits[h].packed;
+        e = (e & ~kIdMask) | (seg.base + ids[e & kIdMask]);
       }
     });
     for (WorkerScratch& ws : scratch_) {
@@ -802,8 +808,7 @@ class Engine {
         if (nb == 0) break;
         kern_.scan_block(ws.qblock.data(), nb, codes, len, cs_, thresh, ws.rel.data(), ws.dist.data(), count,
                          kVerifyChunk);
-        // New hits first (the code is in cache), then their ids: the id loads of a block overlap.
-        const std::size_t first = ws.hits.size();
+        // Hits carry their table position; ids are resolved after the task (prefetched now, loaded later).
         for (int j = 0; j < nb; ++j) {
           const std::uint32_t a = block[j];
           const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
@@ -822,10 +827,6 @@ class Engine {
             __builtin_prefetch(t.ids.data() + b + rel);
             ws.hits.push_back({a, (d << kIdBits) | (b + rel)});
           }
-        }
-        for (std::size_t h = first; h < ws.hits.size(); ++h) {
-          std::uint64_t& e = ws.hits[h].packed;
-          e = (e & ~kIdMask) | (seg.base + t.ids[e & kIdMask]);
         }
       }
     }
