@@ -809,7 +809,10 @@ class Engine {
         kern_.scan_block(ws.qblock.data(), nb, codes, len, cs_, thresh, ws.rel.data(), ws.dist.data(), count,
                          kVerifyChunk);
         // Hits carry their table position; ids are resolved after the task (prefetched now, loaded later).
+        // Inside a bucket ids increase with the position, so (distance, position) order is (distance, id) order
+        // and a k-NN query keeps at most its k best hits of the bucket.
         for (int j = 0; j < nb; ++j) {
+          const std::size_t first = ws.hits.size();
           const std::uint32_t a = block[j];
           const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
           for (std::uint32_t h = 0; h < count[j]; ++h) {
@@ -824,9 +827,14 @@ class Engine {
             }
             if (seen) continue;
             const std::uint64_t d = ws.dist[std::size_t(j) * kVerifyChunk + h];
-            __builtin_prefetch(t.ids.data() + b + rel);
             ws.hits.push_back({a, (d << kIdBits) | (b + rel)});
           }
+          if (k_ && ws.hits.size() - first > k_) {
+            auto by_key = [](const Hit& x, const Hit& y) { return x.packed < y.packed; };
+            std::nth_element(ws.hits.begin() + first, ws.hits.begin() + first + (k_ - 1), ws.hits.end(), by_key);
+            ws.hits.resize(first + k_);
+          }
+          for (std::size_t h = first; h < ws.hits.size(); ++h) __builtin_prefetch(t.ids.data() + (ws.hits[h].packed & kIdMask));
         }
       }
     }
