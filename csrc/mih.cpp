@@ -24,8 +24,8 @@ namespace xmhash {
 namespace {
 
 // Inline copies of the codes in every table while they cost at most this many bytes per code (64-bit codes up
-// to m = 16, 128-bit up to m = 8); longer codes keep ids only and gather the candidates from the database.
-constexpr std::size_t kInlineBytesPerCode = 128;
+// to m = 32, 128-bit up to m = 16); longer codes keep ids only and gather the candidates from the database.
+constexpr std::size_t kInlineBytesPerCode = 256;
 // Codes verified per kernel call (bounds the per-worker buffers; larger buckets are cut into pieces).
 constexpr std::uint32_t kVerifyChunk = 2048;
 // Buckets prefetched ahead of their verification, and how many bytes of each (the hardware prefetcher follows
@@ -162,7 +162,7 @@ struct Table {
   void build(Substring s, const code_t* src, std::size_t n, std::size_t cs, bool keep_codes) {
     sub = s;
     ids.assign(n, 0);
-    direct = sub.len <= 16 || (sub.len <= 32 && (std::uint64_t(1) << sub.len) <= 2 * std::uint64_t(n));
+    direct = sub.len <= 16 || (sub.len <= 32 && (std::uint64_t(1) << sub.len) <= 4 * std::uint64_t(n));
     if (direct) {
       // Counting sort by value: stable, so ids stay increasing inside a bucket.
       const std::size_t nv = std::size_t(1) << sub.len;
@@ -254,7 +254,7 @@ int min_substrings(int nbits) { return (nbits + 63) / 64; }
 int max_substrings(int nbits) { return nbits; }
 
 int auto_substrings(int nbits, std::size_t n) {
-  const double target = std::max(4.0, std::log2(static_cast<double>(std::max<std::size_t>(n, 2))) - 4.0);
+  const double target = std::max(4.0, std::log2(static_cast<double>(std::max<std::size_t>(n, 2))) - 5.0);
   int m = static_cast<int>(std::lround(nbits / target));
   return std::clamp(m, min_substrings(nbits), max_substrings(nbits));
 }
@@ -1020,21 +1020,58 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
 
   // A query whose table search costs more than this (automatic mode) is answered by the scan instead.
   const double budget = automatic ? 2.0 * scan_per_query : std::numeric_limits<double>::infinity();
-  Engine engine(segs, db, cs, nbits_, k, radius, active_kernels(), cost, threads);
   std::vector<std::vector<std::uint64_t>> out(nq);
   std::vector<char> to_scan(nq, 0);
-  auto run_tables = [&](const std::vector<std::size_t>& idx, std::vector<StepStats>* steps) {
+  std::size_t total_pairs = 0, total_candidates = 0;
+  double total_cost = 0;
+  // Runs queries idx[0..m) on one engine, in batches of kBatchQueries.
+  auto run_group = [&](Engine& engine, const std::size_t* idx, std::size_t m, std::vector<StepStats>* steps) {
     std::vector<QueryState> qs;
-    for (std::size_t b0 = 0; b0 < idx.size(); b0 += kBatchQueries) {
-      const std::size_t na = std::min(kBatchQueries, idx.size() - b0);
+    for (std::size_t b0 = 0; b0 < m; b0 += kBatchQueries) {
+      const std::size_t na = std::min(kBatchQueries, m - b0);
       qs.resize(na);
-      engine.run(q, idx.data() + b0, na, budget, qs.data(), steps);
+      engine.run(q, idx + b0, na, budget, qs.data(), steps);
       for (std::size_t a = 0; a < na; ++a) {
-        if (qs[a].status == QueryState::kDone) {
+        if (qs[a].status == QueryState::kDone)
           out[idx[b0 + a]].swap(qs[a].found);
-        } else {
+        else
           to_scan[idx[b0 + a]] = 1;
-        }
+      }
+    }
+  };
+  // Sparse searches (few probes per bucket: small radii) share no bucket reads, so each thread takes a slice of
+  // the queries; dense ones (k-NN, larger radii) keep every query in one engine and split each step by buckets.
+  auto sparse = [&](std::size_t m) {
+    if (k != 0) return false;
+    const Segment& g = *segs.back();
+    double widest = 0;
+    for (int t = 0; t <= radius; ++t) {
+      const Table& tab = g.tables[static_cast<std::size_t>(t % g.m)];
+      widest = std::max(widest, double(binomial(tab.sub.len, t / g.m)));
+    }
+    return double(m) * widest * 4 <= double(std::max<std::size_t>(g.tables[0].distinct, 1));
+  };
+  auto run_tables = [&](const std::vector<std::size_t>& idx, std::vector<StepStats>* steps) {
+    const std::size_t groups = threads > 1 && idx.size() >= 64 && sparse(idx.size()) ? std::size_t(threads) : 1;
+    std::vector<std::unique_ptr<Engine>> engines(groups);
+    for (auto& e : engines)
+      e = std::make_unique<Engine>(segs, db, cs, nbits_, k, radius, active_kernels(), cost, groups == 1 ? threads : 1);
+    std::vector<std::vector<StepStats>> group_steps(groups);
+    parallel_for(groups, groups == 1 ? 1 : threads, [&](std::size_t gi, int) {
+      const std::size_t a0 = gi * idx.size() / groups, a1 = (gi + 1) * idx.size() / groups;
+      run_group(*engines[gi], idx.data() + a0, a1 - a0, steps ? &group_steps[gi] : nullptr);
+    });
+    for (std::size_t gi = 0; gi < groups; ++gi) {
+      total_pairs += engines[gi]->total_pairs();
+      total_candidates += engines[gi]->total_candidates();
+      total_cost += engines[gi]->total_cost();
+      if (!steps) continue;
+      if (steps->size() < group_steps[gi].size()) steps->resize(group_steps[gi].size());
+      for (std::size_t t = 0; t < group_steps[gi].size(); ++t) {
+        StepStats& d = (*steps)[t];
+        const StepStats& s = group_steps[gi][t];
+        d.active += s.active, d.pairs += s.pairs, d.candidates += s.candidates, d.buckets += s.buckets;
+        d.bucket_bytes += s.bucket_bytes, d.table_buckets = std::max(d.table_buckets, s.table_buckets);
       }
     }
   };
@@ -1066,8 +1103,8 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
     for (std::size_t i = 0; i < nq; ++i) rest.push_back(i);
   }
   if (!rest.empty()) run_tables(rest, nullptr);
-  st.probes = engine.total_pairs();
-  st.candidates = engine.total_candidates();
+  st.probes = total_pairs;
+  st.candidates = total_candidates;
 
   // Queries over budget (or all but the sample when the scan was chosen): one batched scan.
   std::vector<std::size_t> fallback;
@@ -1105,7 +1142,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   st.scan_queries = fallback.size();
   st.mih_queries = nq - fallback.size();
   st.used = st.mih_queries * 2 >= nq ? SearchMethod::Mih : SearchMethod::Flat;
-  if (!st.sampled) st.est_mih_ns = engine.total_cost() / double(nq);
+  if (!st.sampled) st.est_mih_ns = total_cost / double(nq);
   return finish(std::move(r));
 }
 
