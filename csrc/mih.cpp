@@ -471,7 +471,7 @@ class Engine {
     for (std::size_t a = 0; a < na; ++a) {
       QueryState& s = st[a];
       s.found.clear();
-      s.hist.assign(static_cast<std::size_t>(nbits_) + 2, 0);
+      if (k_) s.hist.assign(static_cast<std::size_t>(nbits_) + 2, 0);
       s.theta = radius_;
       s.t_end = -1;
       s.cost = 0;
@@ -761,9 +761,11 @@ class Engine {
       for (const Hit& h : ws.hits) {
         QueryState& s = st_[h.query];
         s.found.push_back(h.packed);
-        ++s.hist[h.packed >> kIdBits];
         s.cost += cost_.result;
-        if (k_ && s.found.size() >= 2 * k_ + 64) keep_k(s);
+        if (k_) {
+          ++s.hist[h.packed >> kIdBits];
+          if (s.found.size() >= 2 * k_ + 64) keep_k(s);
+        }
       }
     }
   }
@@ -1020,22 +1022,35 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
 
   // A query whose table search costs more than this (automatic mode) is answered by the scan instead.
   const double budget = automatic ? 2.0 * scan_per_query : std::numeric_limits<double>::infinity();
-  std::vector<std::vector<std::uint64_t>> out(nq);
+  // Results of the queries answered by the tables: flat per-group buffers, located by `where`.
+  struct Span {
+    std::uint32_t group;
+    std::size_t offset, count;
+  };
+  std::vector<Span> where(nq, Span{0, 0, 0});
+  std::vector<std::vector<std::uint64_t>> group_out;
   std::vector<char> to_scan(nq, 0);
   std::size_t total_pairs = 0, total_candidates = 0;
   double total_cost = 0;
-  // Runs queries idx[0..m) on one engine, in batches of kBatchQueries.
-  auto run_group = [&](Engine& engine, const std::size_t* idx, std::size_t m, std::vector<StepStats>* steps) {
-    std::vector<QueryState> qs;
+  // Runs queries idx[0..m) on one engine, in batches of kBatchQueries; the query states are kept per thread so
+  // their buffers are reused from call to call.
+  auto run_group = [&](Engine& engine, std::uint32_t group, const std::size_t* idx, std::size_t m,
+                       std::vector<StepStats>* steps) {
+    static thread_local std::vector<QueryState> qs;
+    std::vector<std::uint64_t>& dst = group_out[group];
     for (std::size_t b0 = 0; b0 < m; b0 += kBatchQueries) {
       const std::size_t na = std::min(kBatchQueries, m - b0);
-      qs.resize(na);
+      if (qs.size() < na) qs.resize(na);
       engine.run(q, idx + b0, na, budget, qs.data(), steps);
       for (std::size_t a = 0; a < na; ++a) {
-        if (qs[a].status == QueryState::kDone)
-          out[idx[b0 + a]].swap(qs[a].found);
-        else
+        std::vector<std::uint64_t>& f = qs[a].found;
+        if (qs[a].status == QueryState::kDone) {
+          where[idx[b0 + a]] = Span{group, dst.size(), f.size()};
+          dst.insert(dst.end(), f.begin(), f.end());
+        } else {
           to_scan[idx[b0 + a]] = 1;
+        }
+        if (f.capacity() > 4096) std::vector<std::uint64_t>().swap(f);  // keep only small buffers
       }
     }
   };
@@ -1057,9 +1072,12 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
     for (auto& e : engines)
       e = std::make_unique<Engine>(segs, db, cs, nbits_, k, radius, active_kernels(), cost, groups == 1 ? threads : 1);
     std::vector<std::vector<StepStats>> group_steps(groups);
+    const std::size_t first = group_out.size();
+    group_out.resize(first + groups);
     parallel_for(groups, groups == 1 ? 1 : threads, [&](std::size_t gi, int) {
       const std::size_t a0 = gi * idx.size() / groups, a1 = (gi + 1) * idx.size() / groups;
-      run_group(*engines[gi], idx.data() + a0, a1 - a0, steps ? &group_steps[gi] : nullptr);
+      run_group(*engines[gi], static_cast<std::uint32_t>(first + gi), idx.data() + a0, a1 - a0,
+                steps ? &group_steps[gi] : nullptr);
     });
     for (std::size_t gi = 0; gi < groups; ++gi) {
       total_pairs += engines[gi]->total_pairs();
@@ -1120,7 +1138,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   r.lims.assign(nq + 1, 0);
   std::size_t fb = 0;
   for (std::size_t i = 0; i < nq; ++i) {
-    const std::size_t c = to_scan[i] ? scanned.dist[fb++].size() : out[i].size();
+    const std::size_t c = to_scan[i] ? scanned.dist[fb++].size() : where[i].count;
     r.lims[i + 1] = r.lims[i] + static_cast<idx_t>(c);
   }
   r.distances.resize(static_cast<std::size_t>(r.lims[nq]));
@@ -1134,9 +1152,10 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
       ++fb;
       continue;
     }
-    for (std::uint64_t e : out[i]) {
-      r.distances[dst] = static_cast<dist_t>(e >> kIdBits);
-      r.indices[dst++] = static_cast<idx_t>(e & kIdMask);
+    const std::uint64_t* e = group_out[where[i].group].data() + where[i].offset;
+    for (std::size_t j = 0; j < where[i].count; ++j) {
+      r.distances[dst] = static_cast<dist_t>(e[j] >> kIdBits);
+      r.indices[dst++] = static_cast<idx_t>(e[j] & kIdMask);
     }
   }
   st.scan_queries = fallback.size();
