@@ -279,17 +279,20 @@ SearchMethod parse_method(const std::string& name) {
 
 namespace {
 
-// Measured speed of the active kernel on cache-resident data: a blocked scan (kQueryBlock queries per database
-// load) and a single-query scan as used for verification. Measured once per (ISA, code size) per process, so the
-// model follows whichever kernels this build dispatches to.
+// Measured speeds on cache-resident random data, once per (ISA, code size) per process, so the model follows
+// whichever kernels this build dispatches to: the whole scan (scan_select, what method="flat" runs, per code and
+// query) and the kernel that verifies buckets, blocked (kQueryBlock queries per load) and for a single query.
 struct KernelSpeed {
-  double scan_ns_per_code = 0;    // per code per query, blocked
-  double verify_ns_per_code = 0;  // per code, one query
+  double scan_ns_per_code = 0;    // scan_select as a radius search, per code per query
+  double knn_ns_per_query = 0;    // scan_select as a 10-NN search: extra cost per query (filling the first tile)
+  double block_ns_per_code = 0;   // scan_block with kQueryBlock queries, per code per query
+  double verify_ns_per_code = 0;  // scan_block with one query, per code
 };
 
 KernelSpeed measure_kernel(const Kernels& kern, std::size_t cs) {
-  const std::size_t n = std::max<std::size_t>(256, std::min<std::size_t>(4096, (std::size_t(128) << 10) / cs));
-  std::vector<code_t> db(n * cs), q(kQueryBlock * cs);
+  const std::size_t n = std::max<std::size_t>(256, std::min<std::size_t>(32768, (std::size_t(512) << 10) / cs));
+  constexpr std::size_t kScanQueries = 8 * kQueryBlock;
+  std::vector<code_t> db(n * cs), q(kScanQueries * cs);
   std::uint64_t x = 0x9E3779B97F4A7C15ull;
   auto next = [&] {
     x ^= x << 13;
@@ -304,20 +307,29 @@ KernelSpeed measure_kernel(const Kernels& kern, std::size_t cs) {
   std::uint32_t count[kQueryBlock];
   int thresh[kQueryBlock];
   for (int& t : thresh) t = 0;
-  auto best_of = [&](int nq) {
+  auto best_of = [&](auto&& fn, double work) {
     double best = std::numeric_limits<double>::infinity();
-    for (int rep = 0; rep < 7; ++rep) {
+    fn();  // warm-up: first-touch page faults of the buffers
+    for (int rep = 0; rep < 4; ++rep) {
       auto t0 = std::chrono::steady_clock::now();
-      kern.scan_block(q.data(), nq, db.data(), n, cs, thresh, idx.data(), dist.data(), count, n);
+      fn();
       auto t1 = std::chrono::steady_clock::now();
       best = std::min(best, std::chrono::duration<double, std::nano>(t1 - t0).count());
     }
-    return best / (double(nq) * double(n));
+    return best / work;
+  };
+  auto block = [&](int nq) {
+    return [&, nq] { kern.scan_block(q.data(), nq, db.data(), n, cs, thresh, idx.data(), dist.data(), count, n); };
   };
   KernelSpeed s;
-  best_of(kQueryBlock);  // warm up
-  s.scan_ns_per_code = best_of(kQueryBlock);
-  s.verify_ns_per_code = best_of(1);
+  s.block_ns_per_code = best_of(block(kQueryBlock), double(kQueryBlock) * double(n));
+  s.verify_ns_per_code = best_of(block(1), double(n));
+  const int nbits = static_cast<int>(cs * 8);
+  s.scan_ns_per_code =
+      best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 0, 0, 1); }, double(kScanQueries) * double(n));
+  const double knn = best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 10, nbits, 1); },
+                             double(kScanQueries) * double(n));
+  s.knn_ns_per_query = std::max(0.0, knn - s.scan_ns_per_code) * double(n);
   return s;
 }
 
@@ -335,25 +347,32 @@ KernelSpeed kernel_speed(std::size_t cs) {
 // Cost estimates in nanoseconds. The kernel speeds are measured; the memory terms are fixed estimates for this
 // class of machine (a bucket fetch that misses the last-level cache, streaming bandwidth from DRAM).
 struct CostModel {
-  double scan_code = 0;    // blocked scan, per (code, query)
-  double verify_code = 0;  // single-query kernel call, per code
+  double scan_code = 0;    // the scan (method "flat") as a radius search, per (code, query)
+  double knn_query = 0;    // the scan as a k-NN search: extra cost per query
+  double block_code = 0;   // kernel call with kQueryBlock queries, per (code, query)
+  double verify_code = 0;  // kernel call with one query, per code
   double pair = 8;         // per (query, probe): generation, radix sort, directory lookup
   double bucket = 0;       // per distinct bucket fetched
   double byte = 0;         // per byte of bucket data fetched
   double db_byte = 0;      // per byte streamed by the scan (when the database does not fit in cache)
-  double result = 15;      // per reported result (de-duplication check, merge, final sort)
+  double result = 30;       // per reported result (merge, k-NN selection, final sort, layout)
+  double scan_result = 30;  // per result of the scan (selection, layout)
+
+  // De-duplication check of a candidate within the threshold: one substring distance per other table.
+  double check(int m) const { return 4.0 + 3.0 * (m - 1); }
 
   // Per-code cost of verifying a bucket against `sharing` queries (blocks of kQueryBlock share each load).
   double compare(double sharing) const {
     const double b = std::clamp(sharing, 1.0, double(kQueryBlock));
-    return (verify_code + (b - 1) * scan_code) / b;
+    return (verify_code + (b - 1) * block_code) / b;
   }
 
-  // The blocked scan of the whole database for nq queries: compute, or DRAM bandwidth when it does not fit.
-  double scan(std::size_t n, std::size_t cs, double nq) const {
-    const double compute = nq * double(n) * scan_code;
+  // The scan of the whole database for nq queries (k > 0: k-NN) reporting `results` in all: compute, or DRAM
+  // bandwidth when the database does not fit in cache (each block of kQueryBlock queries streams it once).
+  double scan(std::size_t n, std::size_t cs, double nq, std::size_t k, double results) const {
+    const double compute = nq * (double(n) * scan_code + (k ? knn_query : 0.0));
     const double memory = std::ceil(nq / kQueryBlock) * double(n) * double(cs) * db_byte;
-    return std::max(compute, memory);
+    return std::max(compute, memory) + results * scan_result;
   }
 };
 
@@ -363,6 +382,8 @@ CostModel make_cost_model(std::size_t n, std::size_t cs, std::size_t table_bytes
   const KernelSpeed ks = kernel_speed(cs);
   CostModel c;
   c.scan_code = ks.scan_ns_per_code;
+  c.knn_query = ks.knn_ns_per_query;
+  c.block_code = ks.block_ns_per_code;
   c.verify_code = ks.verify_ns_per_code;
   const bool tables_cached = table_bytes <= kCacheBytes;
   c.bucket = tables_cached ? 5.0 : 60.0;
@@ -387,7 +408,15 @@ struct QueryState {
 
 // Totals of one step over the queries of a batch (for the cost projection of method="auto").
 struct StepStats {
-  double active = 0, pairs = 0, candidates = 0, buckets = 0, bucket_bytes = 0, table_buckets = 0;
+  double active = 0, pairs = 0, candidates = 0, buckets = 0, bucket_bytes = 0, table_buckets = 0, hits = 0;
+  double passed = 0, m = 0;
+
+  StepStats& operator+=(const StepStats& o) {  // the same step of another group of queries
+    active += o.active, pairs += o.pairs, candidates += o.candidates, buckets += o.buckets;
+    bucket_bytes += o.bucket_bytes, hits += o.hits, passed += o.passed;
+    table_buckets = std::max(table_buckets, o.table_buckets), m = std::max(m, o.m);
+    return *this;
+  }
 };
 
 // A run of sorted (key, query) pairs with the same key: bucket [b, e) of the table, pairs [p0, p1).
@@ -405,7 +434,17 @@ struct WorkerScratch {
   std::vector<std::uint32_t> rel;
   std::vector<std::uint16_t> dist;
   std::vector<Hit> hits;
+  std::size_t passed = 0;  // candidates within the threshold (before de-duplication)
 };
+
+// Bit count without the POPCNT instruction (this file is built for the baseline ISA, where __builtin_popcountll
+// becomes a library call): used by the de-duplication check on the few candidates within the threshold.
+inline int bit_count(std::uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return static_cast<int>((x * 0x0101010101010101ull) >> 56);
+}
 
 // Stable LSD radix sort of packed (key << 32 | query) by the key bits; equal keys keep query order.
 void sort_pairs(std::vector<std::uint64_t>& v, std::vector<std::uint64_t>& tmp, int key_bits) {
@@ -549,6 +588,7 @@ class Engine {
     const Table& tab = seg.tables[i];
     const int len = tab.sub.len;
     ss.table_buckets += double(tab.distinct);
+    ss.m = seg.m;
     pairs_.clear();
     auto flush_if_full = [&] {
       if (pairs_.size() >= kMaxPairs) {
@@ -563,7 +603,7 @@ class Engine {
         const std::uint64_t qk = qkey(a, g, i);
         for (std::size_t h = 0; h < tab.slots.size(); ++h) {
           const Table::Slot& sl = tab.slots[h];
-          if (sl.len == 0 || popcount64(sl.key ^ qk) != sd) continue;
+          if (sl.len == 0 || bit_count(sl.key ^ qk) != sd) continue;
           wide_.push_back({sl.key, a});
         }
         st_[a].cost += cost_.pair * 0.25 * double(tab.slots.size());
@@ -743,7 +783,7 @@ class Engine {
     for (std::size_t c = 1; c < ntasks; ++c)
       cut[c] = static_cast<std::size_t>(
           std::lower_bound(work_at_.begin(), work_at_.end(), work * double(c) / double(ntasks)) - work_at_.begin());
-    for (WorkerScratch& w : scratch_) w.hits.clear();
+    for (WorkerScratch& w : scratch_) w.hits.clear(), w.passed = 0;
     parallel_for(ntasks, threads, [&](std::size_t c, int w) {
       WorkerScratch& ws = scratch_[w];
       const std::size_t first = ws.hits.size();
@@ -758,6 +798,9 @@ class Engine {
       }
     });
     for (WorkerScratch& ws : scratch_) {
+      ss.hits += double(ws.hits.size());
+      ss.passed += double(ws.passed);
+      total_cost_ += double(ws.hits.size()) * cost_.result + double(ws.passed) * cost_.check(seg.m);
       for (const Hit& h : ws.hits) {
         QueryState& s = st_[h.query];
         s.found.push_back(h.packed);
@@ -814,6 +857,7 @@ class Engine {
         // Inside a bucket ids increase with the position, so (distance, position) order is (distance, id) order
         // and a k-NN query keeps at most its k best hits of the bucket.
         for (int j = 0; j < nb; ++j) {
+          ws.passed += count[j];
           const std::size_t first = ws.hits.size();
           const std::uint32_t a = block[j];
           const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
@@ -825,7 +869,7 @@ class Engine {
             bool seen = false;
             for (std::size_t o = 0; o < seg.subs.size() && !seen; ++o) {
               if (o == i) continue;
-              seen = popcount64(substring_key(c, cs_, seg.subs[o]) ^ qk[o]) <= (o < i ? sd : sd - 1);
+              seen = bit_count(substring_key(c, cs_, seg.subs[o]) ^ qk[o]) <= (o < i ? sd : sd - 1);
             }
             if (seen) continue;
             const std::uint64_t d = ws.dist[std::size_t(j) * kVerifyChunk + h];
@@ -877,21 +921,31 @@ class Engine {
 };
 
 // Projected cost per query of running nq queries on the tables, from the per-step totals of a sample of
-// `sampled` queries: probes and candidates scale with the batch, distinct buckets saturate at the table size
-// (buckets shared by several queries are fetched once and verified by the blocked kernel).
-double project_mih_cost(const std::vector<StepStats>& steps, double sampled, double nq, const CostModel& c,
-                        std::size_t cs) {
+// `sampled` queries: probes, candidates and hits scale with the batch; distinct buckets grow like random draws
+// from the buckets the sample's queries draw from (sharing observed in the sample: clustered queries keep probing
+// the same dense buckets), capped by the table; buckets shared by several queries are fetched once and verified
+// by the blocked kernel.
+double project_mih_cost(const std::vector<StepStats>& steps, double sampled, double nq, const CostModel& c) {
   double total = 0;
   for (const StepStats& s : steps) {
     if (s.pairs == 0) continue;
     const double scale = nq / sampled;
     const double pairs = s.pairs * scale, cand = s.candidates * scale;
-    const double table = std::max(1.0, s.table_buckets);
-    const double distinct = std::min(pairs, table * (1.0 - std::exp(-pairs / table)));
+    // Buckets the probes are drawn from: the T with T (1 - exp(-pairs / T)) = distinct buckets seen.
+    double lo = std::max(1.0, s.buckets), hi = std::max(lo, s.table_buckets);
+    if (s.buckets < s.pairs) {
+      for (int it = 0; it < 60; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (mid * (1.0 - std::exp(-s.pairs / mid)) < s.buckets ? lo : hi) = mid;
+      }
+    } else {
+      lo = hi;
+    }
+    const double distinct = std::min(pairs, lo * (1.0 - std::exp(-pairs / lo)));
     const double bucket_bytes = s.bucket_bytes / std::max(1.0, s.buckets);
     const double sharing = pairs / std::max(1.0, distinct);
-    total += pairs * c.pair + distinct * (c.bucket + bucket_bytes * c.byte) + cand * c.compare(sharing);
-    (void)cs;
+    total += pairs * c.pair + distinct * (c.bucket + bucket_bytes * c.byte) + cand * c.compare(sharing) +
+             s.hits * scale * c.result + s.passed * scale * c.check(static_cast<int>(s.m));
   }
   return total / nq;
 }
@@ -994,7 +1048,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
     table_bytes += s->table_bytes;
   }
   const CostModel cost = make_cost_model(n, cs, table_bytes);
-  const double scan_per_query = cost.scan(n, cs, double(nq)) / double(nq);
+  const double scan_per_query = cost.scan(n, cs, double(nq), k, 0) / double(nq);
   st.est_scan_ns = scan_per_query;
   auto scan_everything = [&] {
     st.used = SearchMethod::Flat;
@@ -1085,12 +1139,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
       total_cost += engines[gi]->total_cost();
       if (!steps) continue;
       if (steps->size() < group_steps[gi].size()) steps->resize(group_steps[gi].size());
-      for (std::size_t t = 0; t < group_steps[gi].size(); ++t) {
-        StepStats& d = (*steps)[t];
-        const StepStats& s = group_steps[gi][t];
-        d.active += s.active, d.pairs += s.pairs, d.candidates += s.candidates, d.buckets += s.buckets;
-        d.bucket_bytes += s.bucket_bytes, d.table_buckets = std::max(d.table_buckets, s.table_buckets);
-      }
+      for (std::size_t t = 0; t < group_steps[gi].size(); ++t) (*steps)[t] += group_steps[gi][t];
     }
   };
 
@@ -1108,8 +1157,10 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
     std::size_t over = 0;
     for (std::size_t i : sample) over += to_scan[i];
     const double left = double(rest.size());
-    const double projected = project_mih_cost(steps, double(kSampleQueries), left, cost, cs);
-    const double scan_left = cost.scan(n, cs, left) / left;
+    double results = 0;  // per sampled query answered by the tables
+    for (std::size_t i : sample) results += double(where[i].count) / double(std::max<std::size_t>(1, kSampleQueries - over));
+    const double projected = project_mih_cost(steps, double(kSampleQueries), left, cost);
+    const double scan_left = cost.scan(n, cs, left, k, results * left) / left;
     st.sampled = kSampleQueries;
     st.est_mih_ns = projected;
     st.est_scan_ns = scan_left;
