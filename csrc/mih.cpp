@@ -254,8 +254,23 @@ int min_substrings(int nbits) { return (nbits + 63) / 64; }
 int max_substrings(int nbits) { return nbits; }
 
 int auto_substrings(int nbits, std::size_t n) {
-  const double target = std::max(4.0, std::log2(static_cast<double>(std::max<std::size_t>(n, 2))) - 5.0);
-  int m = static_cast<int>(std::lround(nbits / target));
+  const double logn = std::log2(static_cast<double>(std::max<std::size_t>(n, 2)));
+  // Radius of the 10th nearest neighbour of a uniform random query (n * P(Binomial(nbits, 1/2) <= R) >= 10).
+  int r10 = nbits;
+  double log_cdf_terms = -std::numeric_limits<double>::infinity(), log_c = 0;  // log2 of C(nbits, R) / 2^nbits
+  for (int r = 0; r <= nbits; ++r) {
+    log_c = r == 0 ? -double(nbits) : log_c + std::log2(double(nbits - r + 1) / double(r));
+    const double hi = std::max(log_cdf_terms, log_c), lo = std::min(log_cdf_terms, log_c);
+    log_cdf_terms = hi + std::log2(1.0 + std::exp2(lo - hi));
+    if (logn + log_cdf_terms >= std::log2(10.0)) {
+      r10 = r;
+      break;
+    }
+  }
+  // k-NN radius small against the code: tables that also serve k-NN (about 32 codes per bucket); else tables for
+  // radius searches (about 4 codes per bucket: fewer probes), k-NN being left to the scan.
+  const double shorter = r10 <= 0.28 * nbits ? 5.0 : 2.0;
+  const int m = static_cast<int>(std::lround(nbits / std::max(4.0, logn - shorter)));
   return std::clamp(m, min_substrings(nbits), max_substrings(nbits));
 }
 
@@ -429,10 +444,27 @@ struct Hit {
   std::uint64_t packed;
 };
 
-struct WorkerScratch {
+// Buffers of the verification kernel calls, kept per thread from call to call (allocating them per search would
+// cost more than a small search).
+struct KernelBuffers {
   std::vector<code_t> qblock, gather;
   std::vector<std::uint32_t> rel;
   std::vector<std::uint16_t> dist;
+};
+
+KernelBuffers& kernel_buffers(std::size_t cs, bool gather) {
+  static thread_local KernelBuffers b;
+  if (b.qblock.size() < std::size_t(kQueryBlock) * cs) b.qblock.resize(std::size_t(kQueryBlock) * cs);
+  if (b.rel.empty()) {
+    b.rel.resize(std::size_t(kQueryBlock) * kVerifyChunk);
+    b.dist.resize(std::size_t(kQueryBlock) * kVerifyChunk);
+  }
+  if (gather && b.gather.size() < std::size_t(kVerifyChunk) * cs) b.gather.resize(std::size_t(kVerifyChunk) * cs);
+  return b;
+}
+
+// What one worker found during a step.
+struct WorkerScratch {
   std::vector<Hit> hits;
   std::size_t passed = 0;  // candidates within the threshold (before de-duplication)
 };
@@ -484,12 +516,6 @@ class Engine {
     sub_at_.push_back(0);
     for (const Segment* g : segs_) sub_at_.push_back(sub_at_.back() + g->subs.size());
     for (const Segment* g : segs_) any_gather_ |= !g->inline_codes;
-    for (WorkerScratch& w : scratch_) {
-      w.qblock.resize(std::size_t(kQueryBlock) * cs_);
-      w.rel.resize(std::size_t(kQueryBlock) * kVerifyChunk);
-      w.dist.resize(std::size_t(kQueryBlock) * kVerifyChunk);
-      if (any_gather_) w.gather.resize(std::size_t(kVerifyChunk) * cs_);
-    }
   }
 
   // Runs queries q + idx[j] * cs (j < na) on the tables. A query whose estimated cost passes `budget` stops with
@@ -786,10 +812,11 @@ class Engine {
     for (WorkerScratch& w : scratch_) w.hits.clear(), w.passed = 0;
     parallel_for(ntasks, threads, [&](std::size_t c, int w) {
       WorkerScratch& ws = scratch_[w];
+      KernelBuffers& kb = kernel_buffers(cs_, any_gather_);
       const std::size_t first = ws.hits.size();
       for (std::size_t r = cut[c]; r < cut[c + 1]; ++r) {
         if (r + kPrefetchRuns < cut[c + 1]) prefetch_run(seg, i, runs_[r + kPrefetchRuns]);
-        verify_run(seg, g, i, sd, runs_[r], ws);
+        verify_run(seg, g, i, sd, runs_[r], ws, kb);
       }
       const std::uint32_t* ids = seg.tables[i].ids.data();
       for (std::size_t h = first; h < ws.hits.size(); ++h) {
@@ -825,7 +852,8 @@ class Engine {
   }
 
   // Verifies bucket [b, e) against the run's queries, kQueryBlock at a time, and records the new hits.
-  void verify_run(const Segment& seg, std::size_t g, std::size_t i, int sd, const Run& run, WorkerScratch& ws) {
+  void verify_run(const Segment& seg, std::size_t g, std::size_t i, int sd, const Run& run, WorkerScratch& ws,
+                  KernelBuffers& kb) {
     const Table& t = seg.tables[i];
     std::uint32_t block[kQueryBlock];
     int thresh[kQueryBlock];
@@ -837,8 +865,8 @@ class Engine {
         codes = t.codes.data() + std::size_t(b) * cs_;
       } else {
         for (std::uint32_t j = 0; j < len; ++j)
-          std::memcpy(ws.gather.data() + std::size_t(j) * cs_, db_ + (seg.base + t.ids[b + j]) * cs_, cs_);
-        codes = ws.gather.data();
+          std::memcpy(kb.gather.data() + std::size_t(j) * cs_, db_ + (seg.base + t.ids[b + j]) * cs_, cs_);
+        codes = kb.gather.data();
       }
       for (std::uint32_t p = run.p0; p < run.p1;) {
         int nb = 0;
@@ -847,11 +875,11 @@ class Engine {
           if (st_[a].status != QueryState::kActive) continue;
           block[nb] = a;
           thresh[nb] = st_[a].theta;
-          std::memcpy(ws.qblock.data() + std::size_t(nb) * cs_, qc_.data() + std::size_t(a) * cs_, cs_);
+          std::memcpy(kb.qblock.data() + std::size_t(nb) * cs_, qc_.data() + std::size_t(a) * cs_, cs_);
           ++nb;
         }
         if (nb == 0) break;
-        kern_.scan_block(ws.qblock.data(), nb, codes, len, cs_, thresh, ws.rel.data(), ws.dist.data(), count,
+        kern_.scan_block(kb.qblock.data(), nb, codes, len, cs_, thresh, kb.rel.data(), kb.dist.data(), count,
                          kVerifyChunk);
         // Hits carry their table position; ids are resolved after the task (prefetched now, loaded later).
         // Inside a bucket ids increase with the position, so (distance, position) order is (distance, id) order
@@ -862,7 +890,7 @@ class Engine {
           const std::uint32_t a = block[j];
           const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
           for (std::uint32_t h = 0; h < count[j]; ++h) {
-            const std::uint32_t rel = ws.rel[std::size_t(j) * kVerifyChunk + h];
+            const std::uint32_t rel = kb.rel[std::size_t(j) * kVerifyChunk + h];
             const code_t* c = codes + std::size_t(rel) * cs_;
             // Report a code only from the first step that reaches it: an earlier step reached it when some
             // other substring is within that substring's radius so far (sd before table i, sd - 1 after it).
@@ -872,7 +900,7 @@ class Engine {
               seen = bit_count(substring_key(c, cs_, seg.subs[o]) ^ qk[o]) <= (o < i ? sd : sd - 1);
             }
             if (seen) continue;
-            const std::uint64_t d = ws.dist[std::size_t(j) * kVerifyChunk + h];
+            const std::uint64_t d = kb.dist[std::size_t(j) * kVerifyChunk + h];
             ws.hits.push_back({a, (d << kIdBits) | (b + rel)});
           }
           if (k_ && ws.hits.size() - first > k_) {

@@ -57,11 +57,13 @@ inline std::uint64_t substring_key(const code_t* code, std::size_t code_size, Su
 int min_substrings(int nbits);
 int max_substrings(int nbits);
 
-// The paper's rule m ~ nbits / log2(n), with substrings about 5 bits shorter than log2(n): a bucket then holds about
-// 32 codes on uniform data, and verifying 32 inline codes costs about what the bucket's cache miss costs (the paper
-// verifies through random accesses, so it wants buckets of about one code). Rounded to the nearest integer and
-// clamped to [min_substrings, max_substrings]: 64-bit codes get m = 4 from about 0.6M to 10.2M codes, 128-bit codes
-// m = 9 at 1M.
+// The paper's rule m ~ nbits / log2(n), with substrings somewhat shorter than log2(n) because candidates are cheap
+// to verify here (inline, streamed, shared between queries) while a probe costs a cache miss. When the k-NN radius
+// of uniform codes is small against the code length (R10 <= 0.28 nbits: 64-bit codes from ~100k codes), substrings
+// are log2(n) - 5 bits (~32 codes per bucket), which suits k-NN and small radii alike; otherwise (128-bit codes below
+// billions) the scan answers k-NN anyway and substrings are log2(n) - 2 bits (~4 codes per bucket, fewer probes for
+// radius searches). Rounded and clamped to [min_substrings, max_substrings]: 64-bit codes get m = 4 from 0.62M to
+// 10M codes, 128-bit codes m = 7 at 1M.
 int auto_substrings(int nbits, std::size_t n);
 
 enum class SearchMethod { Flat = 0, Mih = 1, Auto = 2 };
