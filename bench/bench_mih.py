@@ -1,11 +1,14 @@
 """Multi-index hashing against xmhash's own flat scan and faiss IndexBinaryMultiHash, side by side in one process.
 
-1,000 queries, 2 threads. Every comparison first checks that the results are identical (faiss: identical sets,
-its range search being strict, it is asked for radius r + 1), then times the peers interleaved (A, B, A, B, ...)
-and reports the ratio of the best of several runs (the machine is shared; the minimum is the least disturbed run). Default sizes are small so `pytest bench --benchmark-disable` stays quick;
-XMHASH_BENCH_FULL=1 runs the sizes of the issue (10M and 1M codes; the 10M build needs about 1 GB):
+1,000 queries per search, 2 threads. Every comparison first checks that the results are identical (faiss: the
+same sets; its range search is strict, so it is asked for radius r + 1), then times the peers interleaved
+(A, B, A, B, ...). Each repetition searches a fresh set of 1,000 queries (the same set for every peer), so no
+peer is timed on data left in cache by the previous repetition; a tenth of each set are exact copies of database
+codes. The ratio is that of the best repetition of each peer (the machine is shared: the minimum is the least
+disturbed run). Default sizes are small so `pytest bench --benchmark-disable` stays quick; XMHASH_BENCH_FULL=1
+runs the sizes of the issue (10M and 1M codes; the 10M tables take about 0.5 GB):
 
-    XMHASH_BENCH_FULL=1 python -m pytest bench/bench_mih.py -s --benchmark-columns=median,rounds
+    XMHASH_BENCH_FULL=1 python -m pytest bench/bench_mih.py -s --benchmark-columns=min,median,rounds
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import xmhash
 FULL = os.environ.get("XMHASH_BENCH_FULL") == "1"
 NQ = 1000
 THREADS = 2
+REPEATS = 7  # query sets per comparison
 N_LARGE = 10_000_000 if FULL else 200_000  # random 64-bit codes: MIH vs the flat scan
 N_MID = 1_000_000 if FULL else 100_000  # random 64/128-bit codes: MIH vs faiss; clustered data
 
@@ -30,36 +34,36 @@ def log(msg: str) -> None:
     print(f"\n[bench_mih] {msg}", flush=True)
 
 
-def interleaved(benchmark, fast, slow, *, repeats: int = 5) -> tuple[float, float]:
-    """Seconds of `fast` and `slow`, timed alternately, best of `repeats` each (this machine is shared: the minimum
-    is the run least disturbed by other processes); pytest-benchmark records `fast` as well."""
-    if benchmark.disabled:
-        repeats = 1
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(_time(fast))
-        b.append(_time(slow))
-    benchmark.pedantic(fast, rounds=repeats, iterations=1)
-    return min(a), min(b)
-
-
-def _time(fn) -> float:
+def _time(fn, *args) -> float:
     t0 = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - t0
+
+
+def interleaved(benchmark, query_sets, *peers) -> list[float]:
+    """Best seconds of each peer over the query sets, peers run alternately on each set; pytest-benchmark
+    records the first peer (rotating through the same sets)."""
+    sets = query_sets[:1] if benchmark.disabled else query_sets
+    best = [float("inf")] * len(peers)
+    for q in sets:
+        for j, peer in enumerate(peers):
+            best[j] = min(best[j], _time(peer, q))
+    rotation = iter(range(10**9))
+    benchmark.pedantic(peers[0], setup=lambda: ((sets[next(rotation) % len(sets)],), {}), rounds=len(sets))
+    return best
 
 
 def random_codes(n: int, nbytes: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, nbytes), dtype=np.uint8)
 
 
-def clustered_codes(n: int, nbytes: int, centres: int, seed: int) -> np.ndarray:
+def clustered_codes(n: int, nbytes: int, centres: int, seed: int, centre_seed: int) -> np.ndarray:
     """The anchors' clustered set: each code is one of `centres` random centres with 0-3 bits flipped."""
+    c = random_codes(centres, nbytes, centre_seed)
     rng = np.random.default_rng(seed)
-    c = rng.integers(0, 256, (centres, nbytes), dtype=np.uint8)
     codes = c[rng.integers(0, centres, n)]
     nbits = nbytes * 8
-    for _ in range(3):  # up to three flips (a flip may land on an earlier one: 0-3 bits differ)
+    for _ in range(3):  # up to three flips (a flip may undo an earlier one: 0-3 bits differ)
         hit = rng.random(n) < 0.75
         bit = rng.integers(0, nbits, n)
         codes[hit, bit[hit] // 8] ^= (1 << (bit[hit] % 8)).astype(np.uint8)
@@ -67,11 +71,14 @@ def clustered_codes(n: int, nbytes: int, centres: int, seed: int) -> np.ndarray:
 
 
 class Built:
-    """A flat index and an MIH index ('auto') over the same codes, built once per module."""
+    """A flat index and an MIH index ('auto', and the same tables searched as 'mih') over the same codes, plus
+    REPEATS fresh query sets."""
 
-    def __init__(self, codes: np.ndarray, queries: np.ndarray):
+    def __init__(self, codes: np.ndarray, make_queries):
         nbits = codes.shape[1] * 8
-        self.codes, self.queries = codes, queries
+        self.codes = codes
+        self.query_sets = [make_queries(r) for r in range(REPEATS)]
+        self.queries = self.query_sets[0]
         self.flat = xmhash.HammingIndex(nbits)
         self.flat.add(codes)
         t0 = time.perf_counter()
@@ -84,28 +91,33 @@ class Built:
             f"m={self.auto.m}, {self.auto.mih_bytes / len(codes):.1f} bytes/code")
 
 
+def random_queries(codes, seed):
+    def make(r):
+        q = random_codes(NQ, codes.shape[1], 1000 * seed + r)
+        rng = np.random.default_rng(seed + r)
+        q[: NQ // 10] = codes[rng.integers(0, len(codes), NQ // 10)]  # a tenth have an exact match
+        return q
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def large64():
     codes = random_codes(N_LARGE, 8, 0)
-    queries = random_codes(NQ, 8, 1)
-    queries[: NQ // 10] = codes[: NQ // 10]  # a tenth of the queries have an exact match
-    return Built(codes, queries)
+    return Built(codes, random_queries(codes, 1))
 
 
 @pytest.fixture(scope="module", params=[64, 128])
 def mid(request):
-    nbytes = request.param // 8
-    codes = random_codes(N_MID, nbytes, 2)
-    queries = random_codes(NQ, nbytes, 3)
-    queries[: NQ // 10] = codes[: NQ // 10]
-    return Built(codes, queries)
+    codes = random_codes(N_MID, request.param // 8, 2)
+    return Built(codes, random_queries(codes, 3))
 
 
 @pytest.fixture(scope="module")
 def clustered64():
-    codes = clustered_codes(N_MID, 8, centres=N_MID // 1000, seed=4)
-    queries = clustered_codes(NQ, 8, centres=N_MID // 1000, seed=4)  # same centres (same seed), fresh flips
-    return Built(codes, queries)
+    centres = N_MID // 1000
+    codes = clustered_codes(N_MID, 8, centres, seed=4, centre_seed=5)
+    return Built(codes, lambda r: clustered_codes(NQ, 8, centres, seed=100 + r, centre_seed=5))
 
 
 def same_range(a, b) -> None:
@@ -128,8 +140,9 @@ def test_radius_vs_flat_scan(benchmark, large64, radius):
     same_range(b.mih.range_search(b.queries, radius, threads=THREADS), b.flat.range_search(b.queries, radius))
     t_mih, t_flat = interleaved(
         benchmark,
-        lambda: b.mih.range_search(b.queries, radius, threads=THREADS),
-        lambda: b.flat.range_search(b.queries, radius, threads=THREADS),
+        b.query_sets,
+        lambda q: b.mih.range_search(q, radius, threads=THREADS),
+        lambda q: b.flat.range_search(q, radius, threads=THREADS),
     )
     benchmark.extra_info.update(n=len(b.codes), radius=radius, flat_s=t_flat, speedup=t_flat / t_mih)
     log(f"random64 n={len(b.codes):,} radius {radius}: mih {NQ / t_mih:,.0f} q/s, flat {NQ / t_flat:,.0f} q/s, "
@@ -143,8 +156,9 @@ def test_knn_vs_flat_scan(benchmark, large64, k):
     same_knn(b.mih.search(b.queries, k, threads=THREADS), b.flat.search(b.queries, k))
     t_mih, t_flat = interleaved(
         benchmark,
-        lambda: b.mih.search(b.queries, k, threads=THREADS),
-        lambda: b.flat.search(b.queries, k, threads=THREADS),
+        b.query_sets[:5],
+        lambda q: b.mih.search(q, k, threads=THREADS),
+        lambda q: b.flat.search(q, k, threads=THREADS),
     )
     b.auto.search(b.queries, k, threads=THREADS)
     benchmark.extra_info.update(n=len(b.codes), k=k, flat_s=t_flat, speedup=t_flat / t_mih,
@@ -177,12 +191,11 @@ def faiss_best_multihash(faiss, b: Built, radius: int):
             got = [set(ids[lims[i] : lims[i + 1]].tolist()) for i in range(len(b.queries))]
             if got != ref_sets:
                 continue  # not exact (never happens when nflip >= radius // nhash)
-            for omp in (1, THREADS):  # on a busy machine faiss's OpenMP threads can be far slower than one
+            for omp in (1, THREADS):
                 faiss.omp_set_num_threads(omp)
-                t = min(_time(lambda: index.range_search(b.queries, radius + 1)) for _ in range(5))
+                t = min(_time(index.range_search, q, radius + 1) for q in b.query_sets[1:4])
                 if best is None or t < best[0]:
-                    best = (t, nhash, bits, nflip, omp, index)
-    faiss.omp_set_num_threads(best[4])
+                    best = (t, nhash, bits, nflip, index)
     return best
 
 
@@ -192,15 +205,24 @@ def test_radius_vs_faiss_multihash(benchmark, mid, radius):
     faiss = pytest.importorskip("faiss")
     b = mid
     nbits = b.codes.shape[1] * 8
-    t_best, nhash, bits, nflip, omp, index = faiss_best_multihash(faiss, b, radius)
-    res = b.auto.range_search(b.queries, radius, threads=THREADS)
-    same_range(res, b.flat.range_search(b.queries, radius))
-    t_auto, t_faiss = interleaved(
+    _, nhash, bits, nflip, index = faiss_best_multihash(faiss, b, radius)
+    same_range(b.auto.range_search(b.queries, radius, threads=THREADS), b.flat.range_search(b.queries, radius))
+
+    def faiss_with(omp):
+        def run(q):
+            faiss.omp_set_num_threads(omp)
+            index.range_search(q, radius + 1)
+
+        return run
+
+    t_auto, t_faiss1, t_faiss2 = interleaved(
         benchmark,
-        lambda: b.auto.range_search(b.queries, radius, threads=THREADS),
-        lambda: index.range_search(b.queries, radius + 1),
+        b.query_sets,
+        lambda q: b.auto.range_search(q, radius, threads=THREADS),
+        faiss_with(1),
+        faiss_with(THREADS),
     )
-    t_faiss = min(t_faiss, t_best)  # faiss's best time seen anywhere (its OpenMP threads suffer from interleaving)
+    t_faiss, omp = min((t_faiss1, 1), (t_faiss2, THREADS))
     benchmark.extra_info.update(n=len(b.codes), nbits=nbits, radius=radius, faiss_s=t_faiss,
                                 faiss_config=(nhash, bits, nflip, omp), ratio=t_faiss / t_auto, m=b.auto.m)
     log(f"random{nbits} n={len(b.codes):,} radius {radius}: xmhash auto (m={b.auto.m}, {b.auto.last_method}) "
@@ -212,7 +234,6 @@ def test_radius_vs_faiss_multihash(benchmark, mid, radius):
 def test_knn_recall_of_faiss_multihash(benchmark, mid):
     """faiss's multi-hash k-NN does not grow the radius: it is approximate. xmhash's is exact."""
     faiss = pytest.importorskip("faiss")
-    faiss.omp_set_num_threads(THREADS)
     b = mid
     nbits = b.codes.shape[1] * 8
     index = faiss.IndexBinaryMultiHash(nbits, 3, 21)
@@ -241,19 +262,19 @@ def test_clustered_and_wide_radius(benchmark, clustered64, mid, case):
     ref = b.flat.range_search(b.queries, radius)
     same_range(b.mih.range_search(b.queries, radius, threads=THREADS), ref)
     same_range(b.auto.range_search(b.queries, radius, threads=THREADS), ref)
-    reps = 1 if benchmark.disabled else 5
-    t = {}
-    for _ in range(reps):
-        for name, ix in (("flat", b.flat), ("mih", b.mih), ("auto", b.auto)):
-            t.setdefault(name, []).append(_time(lambda: ix.range_search(b.queries, radius, threads=THREADS)))
-    t = {k: min(v) for k, v in t.items()}
-    benchmark.pedantic(lambda: b.auto.range_search(b.queries, radius, threads=THREADS), rounds=reps, iterations=1)
-    faster = "mih" if t["mih"] < t["flat"] else "flat"
+    t_auto, t_flat, t_mih = interleaved(
+        benchmark,
+        b.query_sets[:5],
+        lambda q: b.auto.range_search(q, radius, threads=THREADS),
+        lambda q: b.flat.range_search(q, radius, threads=THREADS),
+        lambda q: b.mih.range_search(q, radius, threads=THREADS),
+    )
+    faster = "mih" if t_mih < t_flat else "flat"
     s = b.auto.stats
     benchmark.extra_info.update(n=len(b.codes), radius=radius, results_per_query=len(ref.indices) / NQ,
-                                flat_s=t["flat"], mih_s=t["mih"], auto_s=t["auto"], auto_picks=b.auto.last_method,
+                                flat_s=t_flat, mih_s=t_mih, auto_s=t_auto, auto_picks=b.auto.last_method,
                                 faster=faster)
     log(f"{data}64 n={len(b.codes):,} radius {radius} ({len(ref.indices) / NQ:,.0f} results/query): "
-        f"flat {NQ / t['flat']:,.0f} q/s, mih {NQ / t['mih']:,.0f} q/s, auto {NQ / t['auto']:,.0f} q/s "
+        f"flat {NQ / t_flat:,.0f} q/s, mih {NQ / t_mih:,.0f} q/s, auto {NQ / t_auto:,.0f} q/s "
         f"(picks {b.auto.last_method}; estimates mih {s['est_mih_ns'] / 1e3:.1f} us/q vs scan "
         f"{s['est_scan_ns'] / 1e3:.1f} us/q; measured faster: {faster})")
