@@ -36,6 +36,8 @@ constexpr std::size_t kPrefetchBytes = 4096;
 constexpr std::size_t kMaxPairs = std::size_t(1) << 22;
 // Queries searched together (bounds the per-query state and lets every step share bucket reads).
 constexpr std::size_t kBatchQueries = 4096;
+// Estimated duration (ns) under which a radius search does not use the thread pool.
+constexpr double kSmallSearchNs = 300e3;
 // Queries method="auto" runs on the tables first to estimate the cost of the rest.
 constexpr std::size_t kSampleQueries = 32;
 // Results are packed as (distance << kIdBits) | id so one integer sort gives (distance, index) order.
@@ -1086,9 +1088,9 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   if (method == SearchMethod::Flat) return scan_everything();
 
   const bool automatic = method == SearchMethod::Auto;
-  if (automatic && k == 0) {
-    // Radius search: the probes alone are known in advance; when they cost more than the scan, scan.
-    double probes = 0;
+  // Radius search: the probes per query are known in advance.
+  double probes = 0;
+  if (k == 0)
     for (const Segment* g : segs)
       for (int t = 0; t <= radius; ++t) {
         const Table& tab = g->tables[static_cast<std::size_t>(t % g->m)];
@@ -1096,11 +1098,13 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
         probes += double(std::min<std::uint64_t>(binomial(tab.sub.len, sd), tab.direct ? ~0ull : tab.slots.size()));
         if (sd >= tab.sub.len) break;
       }
-    if (probes * cost.pair > scan_per_query) {
-      st.est_mih_ns = probes * cost.pair;
-      return scan_everything();
-    }
+  if (automatic && probes * cost.pair > scan_per_query) {  // the probes alone cost more than the scan
+    st.est_mih_ns = probes * cost.pair;
+    return scan_everything();
   }
+  // A small search runs on the calling thread: waking the pool costs more than it saves, and much more when
+  // the other cores are busy.
+  if (k == 0 && double(nq) * probes * (cost.pair + cost.bucket) < kSmallSearchNs) threads = 1;
 
   // A query whose table search costs more than this (automatic mode) is answered by the scan instead.
   const double budget = automatic ? 2.0 * scan_per_query : std::numeric_limits<double>::infinity();
