@@ -11,6 +11,7 @@
 #include "xmhash/metrics.hpp"
 #include "xmhash/pairwise.hpp"
 #include "xmhash/pairwise_tiles_model.hpp"
+#include "xmhash/mih.hpp"
 #include "xmhash/parallel.hpp"
 #include "xmhash/search.hpp"
 #include "xmhash/select_by_units.hpp"
@@ -306,6 +307,95 @@ PYBIND11_MODULE(_core, m) {
   }
 
   // ------------------------------------------------------------------ multi-index hashing
+  {
+    // The tables index codes the Python HammingIndex owns; every call passes those codes (validated here).
+    auto check_width = [](const MultiIndexHashing& self, const Codes& c, const char* name) {
+      if (c.width * 8 != static_cast<std::size_t>(self.nbits()))
+        throw std::invalid_argument(std::string(name) + " must have " + std::to_string(self.nbits()) +
+                                    " bits per code, got " + std::to_string(c.width * 8));
+    };
+    auto stats_dict = [](const MihStats& s) {
+      py::dict d;
+      d["method"] = method_name(s.used);
+      d["queries"] = s.queries;
+      d["probes"] = s.probes;
+      d["candidates"] = s.candidates;
+      d["mih_queries"] = s.mih_queries;
+      d["scan_queries"] = s.scan_queries;
+      d["sampled"] = s.sampled;
+      d["est_mih_ns"] = s.est_mih_ns;
+      d["est_scan_ns"] = s.est_scan_ns;
+      return d;
+    };
+    py::class_<MultiIndexHashing>(m, "MultiIndexHashing")
+        .def(py::init<int, int>(), py::arg("nbits"), py::arg("m") = 0)
+        .def(
+            "add",
+            [check_width](MultiIndexHashing& self, const CodesIn& db, int threads) {
+              Codes dv = codes_view(db, "database");
+              check_width(self, dv, "database");
+              py::gil_scoped_release release;
+              self.add(dv.data, dv.n, threads);
+            },
+            py::arg("database"), py::arg("threads") = 0)
+        .def("reset", [](MultiIndexHashing& self) {
+          py::gil_scoped_release release;
+          self.reset();
+        })
+        .def_property_readonly("nbits", &MultiIndexHashing::nbits)
+        .def_property_readonly("m", &MultiIndexHashing::m)
+        .def_property_readonly("ntotal", &MultiIndexHashing::ntotal)
+        .def_property_readonly("segment_sizes", &MultiIndexHashing::segment_sizes)
+        .def_property_readonly("segment_substrings", &MultiIndexHashing::segment_substrings)
+        .def_property_readonly("memory_bytes", &MultiIndexHashing::memory_bytes)
+        .def(
+            "range_search",
+            [check_width, stats_dict](const MultiIndexHashing& self, const CodesIn& q, const CodesIn& db, int radius,
+                                      int threads, std::size_t k, const std::string& method) {
+              Codes qv = codes_view(q, "queries"), dv = codes_view(db, "database");
+              check_width(self, qv, "queries");
+              check_width(self, dv, "database");
+              const SearchMethod how = parse_method(method);
+              MihStats st;
+              RangeResultData r;
+              {
+                py::gil_scoped_release release;
+                r = self.search(qv.data, qv.n, dv.data, dv.n, k, radius, threads, how, &st);
+              }
+              return py::make_tuple(range_to_python(std::move(r)), stats_dict(st));
+            },
+            py::arg("queries"), py::arg("database"), py::arg("radius"), py::arg("threads") = 0, py::arg("k") = 0,
+            py::arg("method") = "auto")
+        .def(
+            "knn",
+            [check_width, stats_dict](const MultiIndexHashing& self, const CodesIn& q, const CodesIn& db,
+                                      std::size_t k, int threads, const std::string& method) {
+              Codes qv = codes_view(q, "queries"), dv = codes_view(db, "database");
+              check_width(self, qv, "queries");
+              check_width(self, dv, "database");
+              const SearchMethod how = parse_method(method);
+              py::array_t<dist_t> D({static_cast<py::ssize_t>(qv.n), static_cast<py::ssize_t>(k)});
+              py::array_t<idx_t> I({static_cast<py::ssize_t>(qv.n), static_cast<py::ssize_t>(k)});
+              dist_t* d = D.mutable_data();
+              idx_t* ix = I.mutable_data();
+              MihStats st;
+              {
+                py::gil_scoped_release release;
+                self.knn(qv.data, qv.n, dv.data, dv.n, k, d, ix, threads, how, &st);
+              }
+              return py::make_tuple(D, I, stats_dict(st));
+            },
+            py::arg("queries"), py::arg("database"), py::arg("k"), py::arg("threads") = 0, py::arg("method") = "auto");
+    m.def("mih_auto_substrings", &auto_substrings, py::arg("nbits"), py::arg("n"));
+    m.def(
+        "mih_split_substrings",
+        [](int nbits, int m_) {
+          std::vector<std::pair<int, int>> out;
+          for (Substring s : split_substrings(nbits, m_)) out.emplace_back(s.start, s.len);
+          return out;
+        },
+        py::arg("nbits"), py::arg("m"));
+  }
 
   // ------------------------------------------------------------------ cuda
   // CPU model of the GPU selection (same shared logic, run sequentially): lets the CPU tests check it.
