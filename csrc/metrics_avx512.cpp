@@ -37,7 +37,6 @@ using u64 = std::uint64_t;
 using u32 = std::uint32_t;
 
 constexpr std::size_t kTile = 4096;               // items per tile: a query block sweeps a tile while it is in L2
-constexpr std::size_t kChunk = 128;               // items between flushes of byte counters (<= 8 per group)
 constexpr std::size_t kCountChunk = 31 * 8;       // the same for the counts scan (at most 248 per byte)
 constexpr std::size_t kEpoch = 15 * kTile;        // items between flushes of the 16-bit counters (< 65536)
 constexpr std::size_t kEntryChunk = 16 * 8;       // entries between flushes of byte counters (rank ordering)
@@ -47,13 +46,21 @@ constexpr std::size_t kEntryChunk = 16 * 8;       // entries between flushes of 
 
 // ---------------------------------------------------------------------------------------------- bit tricks
 struct Consts {
-  __m512i transpose_idx, eye, one, low32;
+  __m512i transpose_idx, transpose_pairs_idx, dup_d, eye, one, low32;
   Consts() {
-    alignas(64) std::uint8_t idx[64];
-    // Byte y of lane 7 - l <- byte l of lane y, reversed so that the affine step below reads rows in order.
+    alignas(64) std::uint8_t idx[64], pairs[64];
+    // Byte 7 - l of lane y <- byte y of lane l (reversed within the lane: the affine step reads rows backwards);
+    // the pairs variant fills lane y with bin group 0,4,1,5,2,6,3,7 instead of y.
     for (int y = 0; y < 8; ++y)
-      for (int l = 0; l < 8; ++l) idx[8 * y + 7 - l] = static_cast<std::uint8_t>(8 * l + y);
+      for (int l = 0; l < 8; ++l) {
+        idx[8 * y + 7 - l] = static_cast<std::uint8_t>(8 * l + y);
+        pairs[8 * y + 7 - l] = static_cast<std::uint8_t>(8 * l + (y % 2 ? 4 + y / 2 : y / 2));
+      }
     transpose_idx = _mm512_load_si512(idx);
+    transpose_pairs_idx = _mm512_load_si512(pairs);
+    alignas(64) std::uint16_t dup[32];  // 32-bit lane i <- word 0 of 64-bit lane i of (d0, d1), twice
+    for (int i = 0; i < 16; ++i) dup[2 * i] = dup[2 * i + 1] = static_cast<std::uint16_t>(4 * i);
+    dup_d = _mm512_load_si512(dup);
     eye = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ULL));
     one = _mm512_set1_epi64(1);
     low32 = _mm512_set1_epi64(0xFFFFFFFFLL);
@@ -61,7 +68,6 @@ struct Consts {
 };
 
 constexpr __mmask64 kByte0 = 0x0101010101010101ULL;  // byte 0 of every 64-bit lane
-constexpr __mmask32 kWord0 = 0x11111111u;            // 16-bit word 0 of every lane
 constexpr __mmask16 kDword0 = 0x5555;                // 32-bit word 0 of every lane
 
 // One-hot rows of page p: bit d - 64p of each lane (zero outside the page and in lanes not in `keep`).
@@ -76,22 +82,16 @@ XMHASH_INLINE __m512i transpose(__m512i hot, const Consts& c) {
   return _mm512_gf2p8affine_epi64_epi8(c.eye, _mm512_permutexvar_epi8(c.transpose_idx, hot), 0);
 }
 
+// The same with bin groups in the order 0,4,1,5,2,6,3,7 (see the ranks sweep).
+XMHASH_INLINE __m512i transpose_pairs(__m512i hot, const Consts& c) {
+  return _mm512_gf2p8affine_epi64_epi8(c.eye, _mm512_permutexvar_epi8(c.transpose_pairs_idx, hot), 0);
+}
+
 // Byte counters of W pages (bins 0..64W-1), read at each lane's d (byte 0 of each lane, the rest zero).
 template <int W>
 XMHASH_INLINE __m512i byte_lookup(const __m512i* cnt, __m512i d) {
   if constexpr (W == 1) return _mm512_maskz_permutexvar_epi8(kByte0, d, cnt[0]);
   else return _mm512_maskz_permutex2var_epi8(kByte0, cnt[0], d, cnt[1]);
-}
-
-// 16-bit counters (32 per register, 2W registers), read at each lane's d into bits 0..15, with d itself moved
-// into bits 32..47: (d << 32) | counter[d].
-template <int W>
-XMHASH_INLINE __m512i word_lookup_with_d(const __m512i* w16, __m512i d) {
-  const __m512i idx = _mm512_shuffle_epi32(d, static_cast<_MM_PERM_ENUM>(0xA0));  // dword 1 <- dword 0
-  const __m512i lo = _mm512_mask2_permutex2var_epi16(w16[0], idx, kWord0, w16[1]);
-  if constexpr (W == 1) return lo;
-  const __m512i hi = _mm512_mask2_permutex2var_epi16(w16[2], idx, kWord0, w16[3]);
-  return _mm512_mask_blend_epi64(_mm512_test_epi64_mask(d, _mm512_set1_epi64(64)), lo, hi);
 }
 
 // 32-bit counters (16 per register, 4W registers), read at each lane's d (bits 0..31, the rest zero).
@@ -106,11 +106,7 @@ XMHASH_INLINE __m512i dword_lookup(const __m512i* t, __m512i d) {
   return _mm512_mask_blend_epi64(_mm512_test_epi64_mask(d, _mm512_set1_epi64(64)), a, b);
 }
 
-// dst[b] += bytes[b] for the 64 byte counters of one page, widened to 16 or 32 bits.
-XMHASH_INLINE void add_bytes_to_words(__m512i bytes, __m512i* w16) {
-  w16[0] = _mm512_add_epi16(w16[0], _mm512_cvtepu8_epi16(_mm512_castsi512_si256(bytes)));
-  w16[1] = _mm512_add_epi16(w16[1], _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(bytes, 1)));
-}
+// dst[b] += bytes[b] for the 64 byte counters of one page, widened to 32 bits.
 XMHASH_INLINE void add_bytes_to_dwords(__m512i bytes, __m512i* d32) {
   d32[0] = _mm512_add_epi32(d32[0], _mm512_cvtepu8_epi32(_mm512_castsi512_si128(bytes)));
   d32[1] = _mm512_add_epi32(d32[1], _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(bytes, 1)));
@@ -248,83 +244,102 @@ void count_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::
 }
 
 // ---------------------------------------------------------------------------------------------- ranks
+// The sweep takes items 16 at a time: two 64-bit halves for the distances and one-hot rows, then 32-bit lanes
+// holding d | d << 16 (a word permute of both halves) for the rest, so one conflict detection, one counter
+// lookup and one compressed store serve 16 items. The counters are 16-bit per bin, counting the items of the
+// current epoch; the two halves' transposed rows, interleaved byte by byte (unpack), are 16-bit lane masks per
+// bin, so a 16-bit popcount adds the group to them directly. The transpose puts bin groups in the order
+// 0,4,1,5,2,6,3,7 so that the unpacked words come out as bins 0..31 and 32..63.
+constexpr __mmask32 kEvenWords = 0x55555555u;
+
 // Per-query state of the ranks sweep between tiles.
 template <int W>
 struct RankState {
-  alignas(64) std::uint16_t w16[64 * W];  // items per bin in the current epoch, before the current tile
+  alignas(64) std::uint16_t w16[64 * W];  // items per bin in the current epoch
   u64 n_out = 0;                          // entries written
-  u32 top_count = 0;                      // items in the top bin so far (whole database)
+  u32 top_count = 0;                      // items in the top bin in the current epoch
 };
 
-// Sweeps tile [t0, t1) for one query: appends (d << 32 | p) for every relevant item, p counted within the epoch.
-// Returns whether the top bin was hit (its items have no one-hot column: a chunk's histogram comes out short),
-// in which case fix_top_entries must set those entries.
+// Sweeps tile [t0, t1) for one query: appends (d << 16 | p) for every relevant item, p = items before it at its
+// distance within the epoch. Returns whether the top bin was hit (its items have no one-hot column, so the
+// counters grow by less than the tile): then fix_top_entries must set those entries.
 template <int W, class Rel>
 bool rank_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, RankState<W>& st,
-               u64* entries, const Consts& c) {
+               u32* entries, const Consts& c) {
   __m512i w16[2 * W];
   for (int k = 0; k < 2 * W; ++k) w16[k] = _mm512_load_si512(st.w16 + 32 * k);
-  bool top_hit = false;
-  u64* out = entries + st.n_out;
-  for (std::size_t c0 = t0; c0 < t1; c0 += kChunk) {
-    const std::size_t ce = std::min(t1, c0 + kChunk);
-    __m512i cnt[W];
-    for (int p = 0; p < W; ++p) cnt[p] = _mm512_setzero_si512();
-    auto step = [&](std::size_t g, __mmask8 valid, auto tail) XMHASH_INLINE_LAMBDA {
-      constexpr bool kTail = decltype(tail)::value;
-      const __m512i d = dist.template get<kTail>(g, valid);
-      const __mmask8 r = rel.template get<kTail>(g, valid);
-      __m512i bins[W];
-      bins[0] = transpose(one_hot<0>(valid, d, c), c);
-      if constexpr (W == 2) bins[1] = transpose(one_hot<1>(valid, d, c), c);
-      const __m512i same_before = _mm512_popcnt_epi64(_mm512_conflict_epi64(d));
-      const __m512i e = _mm512_add_epi64(_mm512_add_epi64(word_lookup_with_d<W>(w16, d), byte_lookup<W>(cnt, d)),
-                                         same_before);
-      for (int p = 0; p < W; ++p) cnt[p] = _mm512_add_epi8(cnt[p], _mm512_popcnt_epi8(bins[p]));
-      _mm512_storeu_si512(out, _mm512_maskz_compress_epi64(r, e));
-      out += __builtin_popcount(r);
-    };
-    const std::size_t full = c0 + (ce - c0) / 8 * 8;
-    for (std::size_t g = c0; g < full; g += 8) step(g, 0xFF, std::false_type{});
-    if (full < ce) step(full, tail_mask(ce - full), std::true_type{});
-    __m512i counted = _mm512_sad_epu8(cnt[0], _mm512_setzero_si512());
-    if constexpr (W == 2) counted = _mm512_add_epi64(counted, _mm512_sad_epu8(cnt[1], _mm512_setzero_si512()));
-    top_hit |= static_cast<std::size_t>(_mm512_reduce_add_epi64(counted)) != ce - c0;
-    for (int p = 0; p < W; ++p) add_bytes_to_words(cnt[p], w16 + 2 * p);
-  }
+  auto counted = [&] {  // sum of the (unsigned) counters: low and high bytes summed separately
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i sum = zero;
+    for (int k = 0; k < 2 * W; ++k) {
+      sum = _mm512_add_epi64(sum, _mm512_sad_epu8(_mm512_and_si512(w16[k], _mm512_set1_epi16(0xFF)), zero));
+      sum = _mm512_add_epi64(sum, _mm512_slli_epi64(_mm512_sad_epu8(_mm512_srli_epi16(w16[k], 8), zero), 8));
+    }
+    return static_cast<std::size_t>(_mm512_reduce_add_epi64(sum));
+  };
+  const std::size_t counted_before = counted();
+  u32* out = entries + st.n_out;
+  auto step = [&](std::size_t g, __mmask16 valid, auto tail) XMHASH_INLINE_LAMBDA {
+    constexpr bool kTail = decltype(tail)::value;
+    const __mmask8 va = static_cast<__mmask8>(valid), vb = static_cast<__mmask8>(valid >> 8);
+    const __m512i d0 = dist.template get<kTail>(g, va), d1 = dist.template get<kTail>(g + 8, vb);
+    const __mmask16 r = _mm512_kunpackb(rel.template get<kTail>(g + 8, vb), rel.template get<kTail>(g, va));
+    const __m512i dd = _mm512_permutex2var_epi16(d0, c.dup_d, d1);  // lane i: d_i | d_i << 16
+    const __m512i same_before = _mm512_popcnt_epi32(_mm512_conflict_epi32(dd));
+    __m512i found = _mm512_mask2_permutex2var_epi16(w16[0], dd, kEvenWords, w16[1]);  // w16[d] | d << 16
+    if constexpr (W == 2)
+      found = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(dd, _mm512_set1_epi32(64)), found,
+                                      _mm512_mask2_permutex2var_epi16(w16[2], dd, kEvenWords, w16[3]));
+    _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(r, _mm512_add_epi32(found, same_before)));
+    out += __builtin_popcount(r);
+    for (int p = 0; p < W; ++p) {
+      const __m512i b0 = transpose_pairs(p ? one_hot<1>(va, d0, c) : one_hot<0>(va, d0, c), c);
+      const __m512i b1 = transpose_pairs(p ? one_hot<1>(vb, d1, c) : one_hot<0>(vb, d1, c), c);
+      w16[2 * p] = _mm512_add_epi16(w16[2 * p], _mm512_popcnt_epi16(_mm512_unpacklo_epi8(b0, b1)));
+      w16[2 * p + 1] = _mm512_add_epi16(w16[2 * p + 1], _mm512_popcnt_epi16(_mm512_unpackhi_epi8(b0, b1)));
+    }
+  };
+  const std::size_t full = t0 + (t1 - t0) / 16 * 16;  // only the database's last group can be partial
+  for (std::size_t g = t0; g < full; g += 16) step(g, 0xFFFF, std::false_type{});
+  if (full < t1) step(full, static_cast<__mmask16>((1u << (t1 - full)) - 1), std::true_type{});
+  const bool top_hit = counted() - counted_before != t1 - t0;
   for (int k = 0; k < 2 * W; ++k) _mm512_store_si512(st.w16 + 32 * k, w16[k]);
   st.n_out = static_cast<u64>(out - entries);
   return top_hit;
 }
 
-// Scalar rescan of a tile whose sweep may have met the top bin d = 64W: sets those entries' p (counted over the
-// whole database) and counts the bin.
+// Scalar rescan of a tile whose sweep met the top bin d = 64W: sets those entries' p and counts the bin.
 template <int W, class Rel>
-void fix_top_entries(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, u64* entries,
+void fix_top_entries(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, u32* entries,
                      u64 first, u32& top_count) {
-  const int top = 64 * W;
+  const u32 top = 64 * W;
   for (std::size_t j = t0; j < t1; ++j) {
-    const bool is_top = dist.at(j) == top;
+    const bool is_top = dist.at(j) == static_cast<int>(top);
     if (rel.at(j)) {
-      if (is_top) entries[first] = (static_cast<u64>(top) << 32) | top_count;
+      if (is_top) entries[first] = top << 16 | top_count;
       ++first;
     }
     top_count += is_top;
   }
 }
 
-// Places one query's entries (d << 32 | p, database index order) in the ranking: slot = relevant items before it
+// Per-query bookkeeping of the epochs (16-bit counter spans).
+struct Epochs {
+  const u32* n;      // n[e * (64W + 1) + b]: items at distance b in epoch e (b = 64W: the top bin)
+  const u64* first;  // first[e]: the first entry of epoch e; first[count] = the entry count
+  std::size_t count;
+};
+
+// Places one query's entries (d << 16 | p, database index order) in the ranking: slot = relevant items before it
 // in (distance, index) order = relevant items at smaller distances + earlier entries at its distance (running
 // per-bin counts, as in the sweep); rank = items at smaller distances + items at its distance in earlier epochs
 // + p + 1. Accumulates AP@k (ap_add's order: vectors start at entry indices divisible by 8, so lane l holds term
-// t % 8 == l) and, when asked, writes the sorted ranks. epoch_n[e * 64W + b]: items at distance b in epoch e;
-// epoch_first[e]: the first entry of epoch e, epoch_first[n_epochs] = n_rel. Top-bin entries carry p over the
-// whole database (fix_top_entries) and are placed by scalar code, in order.
+// t % 8 == l) and, when asked, writes the sorted ranks (through `placed`, one (slot, rank) pair per entry).
+// Top-bin entries are placed by scalar code, in order.
 template <int W>
-double place_entries(u64* entries, u64 n_rel, const u32* n_at, const u32* r_at, int nbits, const u32* epoch_n,
-                     const u64* epoch_first, std::size_t n_epochs, const RankRequest& req, u32* ranks,
-                     const Consts& c) {
-  constexpr int kBins = 64 * W;
+double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* r_at, int nbits, const Epochs& ep,
+                     const RankRequest& req, u64* placed, u32* ranks, const Consts& c) {
+  constexpr int kBins = 64 * W, kStride = kBins + 1;
   const bool has_top = nbits == kBins;
   alignas(64) u32 below_r[kBins], table[kBins];
   u32 sn = 0, sr = 0;
@@ -345,6 +360,7 @@ double place_entries(u64* entries, u64 n_rel, const u32* n_at, const u32* r_at, 
   std::size_t e = 0;  // epoch of the current entries
   const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i kv = _mm512_set1_epi64(static_cast<long long>(req.k ? req.k : ~u64(0) >> 1));
+  const __m512i low16 = _mm512_set1_epi64(0xFFFF);
   __m512d acc = _mm512_setzero_pd();
   const __m512d one = _mm512_set1_pd(1.0);
   u64 hits = 0;
@@ -354,9 +370,9 @@ double place_entries(u64* entries, u64 n_rel, const u32* n_at, const u32* r_at, 
     for (int p = 0; p < W; ++p) cnt[p] = _mm512_setzero_si512();
     for (u64 t = c0; t < ce; t += 8) {
       const __mmask8 valid = tail_mask(ce - t);
-      const __m512i ent = _mm512_maskz_loadu_epi64(valid, entries + t);
-      const __m512i d = _mm512_srli_epi64(ent, 32);
-      const __m512i p = _mm512_and_si512(ent, c.low32);
+      const __m512i ent = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, entries + t));
+      const __m512i d = _mm512_srli_epi64(ent, 16);
+      const __m512i p = _mm512_and_si512(ent, low16);
       __mmask8 keep = valid;
       if (has_top) keep &= _mm512_cmplt_epu64_mask(d, _mm512_set1_epi64(kBins));
       __m512i bins[W];
@@ -366,26 +382,29 @@ double place_entries(u64* entries, u64 n_rel, const u32* n_at, const u32* r_at, 
       __m512i slot =
           _mm512_add_epi64(_mm512_add_epi64(dword_lookup<W>(run32, d), byte_lookup<W>(cnt, d)), same_before);
       __m512i rank_base = dword_lookup<W>(tab, d);
-      while (e + 1 < n_epochs && epoch_first[e + 1] < t + 8) {  // lanes from the next epoch on: its table
-        for (int b = 0; b < kBins; ++b) table[b] += epoch_n[e * kBins + b];
+      while (e + 1 < ep.count && ep.first[e + 1] < t + 8) {  // lanes from the next epoch on: its table
+        for (int b = 0; b < kBins; ++b) table[b] += ep.n[e * kStride + b];
         load_table();
         ++e;
-        const u64 from = epoch_first[e] > t ? epoch_first[e] - t : 0;
-        rank_base = _mm512_mask_blend_epi64(_mm512_cmpge_epu64_mask(lane, _mm512_set1_epi64(static_cast<long long>(from))),
-                                            rank_base, dword_lookup<W>(tab, d));
+        const u64 from = ep.first[e] > t ? ep.first[e] - t : 0;
+        rank_base = _mm512_mask_blend_epi64(
+            _mm512_cmpge_epu64_mask(lane, _mm512_set1_epi64(static_cast<long long>(from))), rank_base,
+            dword_lookup<W>(tab, d));
       }
       __m512i rank = _mm512_add_epi64(p, rank_base);
       for (int q = 0; q < W; ++q) cnt[q] = _mm512_add_epi8(cnt[q], _mm512_popcnt_epi8(bins[q]));
-      if (has_top && keep != valid) {  // rare: patch the top-bin lanes, in index order
+      if (has_top && keep != valid) {  // rare: place the top-bin lanes, in index order
         alignas(64) u64 sl[8], rk[8], pv[8];
         _mm512_store_si512(sl, slot);
         _mm512_store_si512(rk, rank);
         _mm512_store_si512(pv, p);
-        for (int l = 0; l < 8; ++l)
-          if ((valid & ~keep) >> l & 1) {
-            sl[l] = top_slot0 + top_seen++;
-            rk[l] = top_rank0 + pv[l];
-          }
+        for (int l = 0; l < 8; ++l) {
+          if (!((valid & ~keep) >> l & 1)) continue;
+          u32 before = 0;  // top-bin items of the epochs before this entry's
+          for (std::size_t x = 0; x + 1 < ep.count && ep.first[x + 1] <= t + l; ++x) before += ep.n[x * kStride + kBins];
+          sl[l] = top_slot0 + top_seen++;
+          rk[l] = top_rank0 + before + pv[l];
+        }
         slot = _mm512_load_si512(sl);
         rank = _mm512_load_si512(rk);
       }
@@ -395,12 +414,12 @@ double place_entries(u64* entries, u64 n_rel, const u32* n_at, const u32* r_at, 
         acc = _mm512_mask_add_pd(acc, in, acc, term);
         hits += static_cast<u64>(__builtin_popcount(in));
       }
-      if (req.ranks) _mm512_mask_storeu_epi64(entries + t, valid, _mm512_or_si512(_mm512_slli_epi64(slot, 32), rank));
+      if (req.ranks) _mm512_mask_storeu_epi64(placed + t, valid, _mm512_or_si512(_mm512_slli_epi64(slot, 32), rank));
     }
     for (int q = 0; q < W; ++q) add_bytes_to_dwords(cnt[q], run32 + 4 * q);
   }
   if (req.ranks)
-    for (u64 t = 0; t < n_rel; ++t) ranks[entries[t] >> 32] = static_cast<u32>(entries[t]);
+    for (u64 t = 0; t < n_rel; ++t) ranks[placed[t] >> 32] = static_cast<u32>(placed[t]);
   alignas(64) double lanes[8];
   _mm512_store_pd(lanes, acc);
   return hits ? combine_ap_lanes(lanes) / static_cast<double>(hits) : 0.0;
@@ -408,7 +427,7 @@ double place_entries(u64* entries, u64 n_rel, const u32* n_at, const u32* r_at, 
 
 // Histogram of the entries' distances over bins 0..64W-1 (the relevant items per distance).
 template <int W>
-void entry_histogram(const u64* entries, u64 n, u32* hist, const Consts& c) {
+void entry_histogram(const u32* entries, u64 n, u32* hist, const Consts& c) {
   __m512i acc[4 * W];
   for (int k = 0; k < 4 * W; ++k) acc[k] = _mm512_setzero_si512();
   for (u64 c0 = 0; c0 < n; c0 += kCountChunk) {
@@ -417,9 +436,10 @@ void entry_histogram(const u64* entries, u64 n, u32* hist, const Consts& c) {
     for (int p = 0; p < W; ++p) cnt[p] = _mm512_setzero_si512();
     for (u64 t = c0; t < ce; t += 8) {
       const __mmask8 valid = tail_mask(ce - t);
-      const __m512i d = _mm512_srli_epi64(_mm512_maskz_loadu_epi64(valid, entries + t), 32);
+      const __m512i d = _mm512_srli_epi64(_mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, entries + t)), 16);
       cnt[0] = _mm512_add_epi8(cnt[0], _mm512_popcnt_epi8(transpose(one_hot<0>(valid, d, c), c)));
-      if constexpr (W == 2) cnt[1] = _mm512_add_epi8(cnt[1], _mm512_popcnt_epi8(transpose(one_hot<1>(valid, d, c), c)));
+      if constexpr (W == 2)
+        cnt[1] = _mm512_add_epi8(cnt[1], _mm512_popcnt_epi8(transpose(one_hot<1>(valid, d, c), c)));
     }
     for (int p = 0; p < W; ++p) add_bytes_to_dwords(cnt[p], acc + 4 * p);
   }
@@ -460,14 +480,16 @@ template <int W, class Rel>
 void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req, ScanOutput& out) {
   const Consts c;
   const int nbins = s.nbits + 1;
-  constexpr int kBins = 64 * W;
+  constexpr int kBins = 64 * W, kStride = kBins + 1;
   const std::size_t n_epochs = (s.nb + kEpoch - 1) / kEpoch;
   RankState<W> st[kQueryBlock];
   // Per query: items per bin of each epoch; the first entry of each epoch (and, after the last, the entry count).
-  out.epoch_counts.assign(static_cast<std::size_t>(nq) * n_epochs * kBins, 0);
+  out.epoch_counts.assign(static_cast<std::size_t>(nq) * n_epochs * kStride, 0);
   out.epoch_first.assign(static_cast<std::size_t>(nq) * (n_epochs + 1), 0);
-  auto epoch_n = [&](int i) { return out.epoch_counts.data() + i * n_epochs * kBins; };
-  auto epoch_first = [&](int i) { return out.epoch_first.data() + i * (n_epochs + 1); };
+  auto epochs = [&](int i) {
+    return Epochs{out.epoch_counts.data() + i * n_epochs * kStride, out.epoch_first.data() + i * (n_epochs + 1),
+                  n_epochs};
+  };
   for (int i = 0; i < nq; ++i) std::memset(st[i].w16, 0, sizeof(st[i].w16));
 
   for (std::size_t t0 = 0; t0 < s.nb; t0 += kTile) {
@@ -475,17 +497,20 @@ void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
     for (int i = 0; i < nq; ++i) {
       const QueryCodes<W> dist(s, q0 + i);
       const Rel rel(s, q0 + i);
-      std::vector<u64>& ent = out.entries[i];
-      const std::size_t need = st[i].n_out + (t1 - t0) + 8;  // the compressed stores write whole vectors
-      if (ent.size() < need) ent.resize(std::min(s.nb + 8, std::max(need, 2 * ent.size())));
+      std::vector<u32>& ent = out.entries[i];
+      const std::size_t need = st[i].n_out + (t1 - t0) + 16;  // the compressed stores write whole vectors
+      if (ent.size() < need) ent.resize(std::min(s.nb + 16, std::max(need, 2 * ent.size())));
       const u64 first = st[i].n_out;
       if (rank_tile<W>(dist, rel, t0, t1, st[i], ent.data(), c))
         fix_top_entries<W>(dist, rel, t0, t1, ent.data(), first, st[i].top_count);
-      if (t1 % kEpoch == 0 || t1 == s.nb) {  // close the epoch: its 16-bit counts move out
+      if (t1 % kEpoch == 0 || t1 == s.nb) {  // close the epoch: its counts move out
         const std::size_t e = (t1 - 1) / kEpoch;
-        for (int b = 0; b < kBins; ++b) epoch_n(i)[e * kBins + b] = st[i].w16[b];
+        u32* n = out.epoch_counts.data() + (i * n_epochs + e) * kStride;
+        for (int b = 0; b < kBins; ++b) n[b] = st[i].w16[b];
+        n[kBins] = st[i].top_count;
         std::memset(st[i].w16, 0, sizeof(st[i].w16));
-        epoch_first(i)[e + 1] = st[i].n_out;
+        st[i].top_count = 0;
+        out.epoch_first[i * (n_epochs + 1) + e + 1] = st[i].n_out;
       }
     }
   }
@@ -494,17 +519,19 @@ void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
     u32* r_at = &out.r_at[i * nbins];
     const u64 n_rel = st[i].n_out;
     out.n_rel[i] = n_rel;
+    const Epochs ep = epochs(i);
     alignas(64) u32 bins[kBins] = {};
     for (std::size_t e = 0; e < n_epochs; ++e)
-      for (int b = 0; b < kBins; ++b) bins[b] += epoch_n(i)[e * kBins + b];
+      for (int b = 0; b < kBins; ++b) bins[b] += ep.n[e * kStride + b];
     finish_histogram(bins, kBins, s.nb, s.nbits, n_at);
-    u64* ent = out.entries[i].data();
+    const u32* ent = out.entries[i].data();
     entry_histogram<W>(ent, n_rel, bins, c);
     finish_histogram(bins, kBins, n_rel, s.nbits, r_at);
-    std::vector<u32>& ranks = out.ranks[i];
-    if (req.ranks && ranks.size() < n_rel) ranks.resize(n_rel);
-    out.ap[i] = place_entries<W>(ent, n_rel, n_at, r_at, s.nbits, epoch_n(i), epoch_first(i), n_epochs, req,
-                                 ranks.data(), c);
+    if (req.ranks) {
+      if (out.ranks[i].size() < n_rel) out.ranks[i].resize(n_rel);
+      if (out.placed.size() < n_rel + 8) out.placed.resize(n_rel + 8);
+    }
+    out.ap[i] = place_entries<W>(ent, n_rel, n_at, r_at, s.nbits, ep, req, out.placed.data(), out.ranks[i].data(), c);
   }
 }
 

@@ -44,7 +44,8 @@ struct ScanOutput {
   std::vector<std::uint32_t> ranks[kQueryBlock];  // request.ranks: 1-based ranks, ascending (n_rel[i] of them)
   double ap[kQueryBlock] = {};                    // request.ap
   // Kernel scratch (its layout is the kernel's business).
-  std::vector<std::uint64_t> entries[kQueryBlock];
+  std::vector<std::uint32_t> entries[kQueryBlock];
+  std::vector<std::uint64_t> placed;
   std::vector<std::uint32_t> epoch_counts;
   std::vector<std::uint64_t> epoch_first;
 };
