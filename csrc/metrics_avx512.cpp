@@ -335,94 +335,105 @@ struct Epochs {
 // per-bin counts, as in the sweep); rank = items at smaller distances + items at its distance in earlier epochs
 // + p + 1. Accumulates AP@k (ap_add's order: vectors start at entry indices divisible by 8, so lane l holds term
 // t % 8 == l) and, when asked, writes the sorted ranks (through `placed`, one (slot, rank) pair per entry).
-// Top-bin entries are placed by scalar code, in order.
-template <int W>
+// Top-bin entries (kTop: the code width allows them) are placed by scalar code, in order.
+template <int W, bool kAp, bool kWholeRanking, bool kRanks, bool kTop>
 double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* r_at, int nbits, const Epochs& ep,
-                     const RankRequest& req, u64* placed, u32* ranks, const Consts& c) {
+                     u64 k, u64* placed, u32* ranks, const Consts& c) {
   constexpr int kBins = 64 * W, kStride = kBins + 1;
-  const bool has_top = nbits == kBins;
   alignas(64) u32 below_r[kBins], table[kBins];
   u32 sn = 0, sr = 0;
   for (int b = 0; b < kBins; ++b) {
     table[b] = sn + 1;
-    below_r[b] = sr;
+    below_r[b] = sr + 1;  // slot + 1: the term's numerator
     sn += b <= nbits ? n_at[b] : 0;
     sr += b <= nbits ? r_at[b] : 0;
   }
-  const u32 top_slot0 = sr, top_rank0 = sn + 1;  // the top bin follows every other one
+  const u32 top_pos0 = sr + 1, top_rank0 = sn + 1;  // the top bin follows every other one
   u32 top_seen = 0;
   __m512i run32[4 * W], tab[4 * W];
-  for (int k = 0; k < 4 * W; ++k) run32[k] = _mm512_load_si512(below_r + 16 * k);
-  auto load_table = [&] {
-    for (int k = 0; k < 4 * W; ++k) tab[k] = _mm512_load_si512(table + 16 * k);
-  };
-  load_table();
+  for (int j = 0; j < 4 * W; ++j) {
+    run32[j] = _mm512_load_si512(below_r + 16 * j);
+    tab[j] = _mm512_load_si512(table + 16 * j);
+  }
   std::size_t e = 0;  // epoch of the current entries
+  u64 next_epoch = ep.count > 1 ? ep.first[1] : ~u64(0);
   const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i kv = _mm512_set1_epi64(static_cast<long long>(req.k ? req.k : ~u64(0) >> 1));
+  const __m512i kv = _mm512_set1_epi64(static_cast<long long>(k ? k : ~u64(0) >> 1));
   const __m512i low16 = _mm512_set1_epi64(0xFFFF);
   __m512d acc = _mm512_setzero_pd();
-  const __m512d one = _mm512_set1_pd(1.0);
   u64 hits = 0;
-  for (u64 c0 = 0; c0 < n_rel; c0 += kEntryChunk) {
-    const u64 ce = std::min(n_rel, c0 + kEntryChunk);
-    __m512i cnt[W];
-    for (int p = 0; p < W; ++p) cnt[p] = _mm512_setzero_si512();
-    for (u64 t = c0; t < ce; t += 8) {
-      const __mmask8 valid = tail_mask(ce - t);
-      const __m512i ent = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, entries + t));
-      const __m512i d = _mm512_srli_epi64(ent, 16);
-      const __m512i p = _mm512_and_si512(ent, low16);
-      __mmask8 keep = valid;
-      if (has_top) keep &= _mm512_cmplt_epu64_mask(d, _mm512_set1_epi64(kBins));
-      __m512i bins[W];
-      bins[0] = transpose(one_hot<0>(keep, d, c), c);
-      if constexpr (W == 2) bins[1] = transpose(one_hot<1>(keep, d, c), c);
-      const __m512i same_before = _mm512_popcnt_epi64(_mm512_conflict_epi64(d));
-      __m512i slot =
-          _mm512_add_epi64(_mm512_add_epi64(dword_lookup<W>(run32, d), byte_lookup<W>(cnt, d)), same_before);
-      __m512i rank_base = dword_lookup<W>(tab, d);
-      while (e + 1 < ep.count && ep.first[e + 1] < t + 8) {  // lanes from the next epoch on: its table
-        for (int b = 0; b < kBins; ++b) table[b] += ep.n[e * kStride + b];
-        load_table();
-        ++e;
-        const u64 from = ep.first[e] > t ? ep.first[e] - t : 0;
-        rank_base = _mm512_mask_blend_epi64(
-            _mm512_cmpge_epu64_mask(lane, _mm512_set1_epi64(static_cast<long long>(from))), rank_base,
-            dword_lookup<W>(tab, d));
-      }
-      __m512i rank = _mm512_add_epi64(p, rank_base);
-      for (int q = 0; q < W; ++q) cnt[q] = _mm512_add_epi8(cnt[q], _mm512_popcnt_epi8(bins[q]));
-      if (has_top && keep != valid) {  // rare: place the top-bin lanes, in index order
-        alignas(64) u64 sl[8], rk[8], pv[8];
-        _mm512_store_si512(sl, slot);
-        _mm512_store_si512(rk, rank);
-        _mm512_store_si512(pv, p);
-        for (int l = 0; l < 8; ++l) {
-          if (!((valid & ~keep) >> l & 1)) continue;
-          u32 before = 0;  // top-bin items of the epochs before this entry's
-          for (std::size_t x = 0; x + 1 < ep.count && ep.first[x + 1] <= t + l; ++x) before += ep.n[x * kStride + kBins];
-          sl[l] = top_slot0 + top_seen++;
-          rk[l] = top_rank0 + before + pv[l];
-        }
-        slot = _mm512_load_si512(sl);
-        rank = _mm512_load_si512(rk);
-      }
-      if (req.ap) {
-        const __mmask8 in = _mm512_mask_cmple_epu64_mask(valid, rank, kv);
-        const __m512d term = _mm512_div_pd(_mm512_add_pd(_mm512_cvtepu64_pd(slot), one), _mm512_cvtepu64_pd(rank));
-        acc = _mm512_mask_add_pd(acc, in, acc, term);
-        hits += static_cast<u64>(__builtin_popcount(in));
-      }
-      if (req.ranks) _mm512_mask_storeu_epi64(placed + t, valid, _mm512_or_si512(_mm512_slli_epi64(slot, 32), rank));
+  __m512i cnt[W];
+  for (int p = 0; p < W; ++p) cnt[p] = _mm512_setzero_si512();
+  for (u64 t = 0; t < n_rel; t += 8) {
+    const __mmask8 valid = tail_mask(n_rel - t);
+    const __m512i ent = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, entries + t));
+    const __m512i d = _mm512_srli_epi64(ent, 16);
+    const __m512i p = _mm512_and_si512(ent, low16);
+    const __mmask8 keep = kTop ? _mm512_mask_cmplt_epu64_mask(valid, d, _mm512_set1_epi64(kBins)) : valid;
+    const __m512i same_before = _mm512_popcnt_epi64(_mm512_conflict_epi64(d));
+    __m512i pos = _mm512_add_epi64(_mm512_add_epi64(dword_lookup<W>(run32, d), byte_lookup<W>(cnt, d)), same_before);
+    __m512i rank = _mm512_add_epi64(p, dword_lookup<W>(tab, d));
+    while (next_epoch < t + 8) {  // lanes from the next epoch on: its table
+      for (int b = 0; b < kBins; ++b) table[b] += ep.n[e * kStride + b];
+      for (int j = 0; j < 4 * W; ++j) tab[j] = _mm512_load_si512(table + 16 * j);
+      ++e;
+      const __mmask8 later = _mm512_cmpge_epu64_mask(lane, _mm512_set1_epi64(static_cast<long long>(next_epoch - t)));
+      rank = _mm512_mask_add_epi64(rank, later, p, dword_lookup<W>(tab, d));
+      next_epoch = e + 1 < ep.count ? ep.first[e + 1] : ~u64(0);
     }
-    for (int q = 0; q < W; ++q) add_bytes_to_dwords(cnt[q], run32 + 4 * q);
+    for (int q = 0; q < W; ++q)
+      cnt[q] = _mm512_add_epi8(cnt[q], _mm512_popcnt_epi8(transpose(q ? one_hot<1>(keep, d, c) : one_hot<0>(keep, d, c), c)));
+    if (t % kEntryChunk == kEntryChunk - 8)  // byte counters full: into the 32-bit ones
+      for (int q = 0; q < W; ++q) {
+        add_bytes_to_dwords(cnt[q], run32 + 4 * q);
+        cnt[q] = _mm512_setzero_si512();
+      }
+    if (kTop && keep != valid) {  // rare: place the top-bin lanes, in index order
+      alignas(64) u64 ps[8], rk[8], pv[8];
+      _mm512_store_si512(ps, pos);
+      _mm512_store_si512(rk, rank);
+      _mm512_store_si512(pv, p);
+      for (int l = 0; l < 8; ++l) {
+        if (!((valid & ~keep) >> l & 1)) continue;
+        u32 before = 0;  // top-bin items of the epochs before this entry's
+        for (std::size_t x = 0; x + 1 < ep.count && ep.first[x + 1] <= t + l; ++x) before += ep.n[x * kStride + kBins];
+        ps[l] = top_pos0 + top_seen++;
+        rk[l] = top_rank0 + before + pv[l];
+      }
+      pos = _mm512_load_si512(ps);
+      rank = _mm512_load_si512(rk);
+    }
+    if (kAp) {
+      const __mmask8 in = kWholeRanking ? valid : _mm512_mask_cmple_epu64_mask(valid, rank, kv);
+      acc = _mm512_mask_add_pd(acc, in, acc, _mm512_div_pd(_mm512_cvtepu64_pd(pos), _mm512_cvtepu64_pd(rank)));
+      if (!kWholeRanking) hits += static_cast<u64>(__builtin_popcount(in));
+    }
+    if (kRanks)
+      _mm512_mask_storeu_epi64(placed + t, valid,
+                               _mm512_or_si512(_mm512_slli_epi64(_mm512_sub_epi64(pos, _mm512_set1_epi64(1)), 32), rank));
   }
-  if (req.ranks)
+  if (kRanks)
     for (u64 t = 0; t < n_rel; ++t) ranks[placed[t] >> 32] = static_cast<u32>(placed[t]);
+  if (kWholeRanking) hits = n_rel;
   alignas(64) double lanes[8];
   _mm512_store_pd(lanes, acc);
   return hits ? combine_ap_lanes(lanes) / static_cast<double>(hits) : 0.0;
+}
+
+template <int W>
+double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* r_at, int nbits, const Epochs& ep,
+                     const RankRequest& req, u64* placed, u32* ranks, const Consts& c) {
+  const bool top = nbits == 64 * W;
+  auto run = [&](auto ap, auto whole, auto rk, auto tp) {
+    return place_entries<W, decltype(ap)::value, decltype(whole)::value, decltype(rk)::value, decltype(tp)::value>(
+        entries, n_rel, n_at, r_at, nbits, ep, req.k, placed, ranks, c);
+  };
+  using T = std::true_type;
+  using F = std::false_type;
+  if (req.ranks && req.ap) return top ? run(T{}, F{}, T{}, T{}) : run(T{}, F{}, T{}, F{});
+  if (req.ranks) return top ? run(F{}, F{}, T{}, T{}) : run(F{}, F{}, T{}, F{});
+  if (req.k == 0) return top ? run(T{}, T{}, F{}, T{}) : run(T{}, T{}, F{}, F{});
+  return top ? run(T{}, F{}, F{}, T{}) : run(T{}, F{}, F{}, F{});
 }
 
 // Histogram of the entries' distances over bins 0..64W-1 (the relevant items per distance).
