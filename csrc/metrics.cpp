@@ -9,6 +9,7 @@
 
 #include "xmhash/ap_math.hpp"
 #include "xmhash/isa.hpp"
+#include "xmhash/metrics_scan.hpp"
 #include "xmhash/parallel.hpp"
 #include "xmhash/popcount.hpp"
 #include "xmhash/search.hpp"
@@ -23,6 +24,7 @@ struct Ranking {
   int nbins;                      // nbits + 1
   const std::uint32_t* rel_rank;  // only when ranks were requested
   std::uint64_t n_rel;
+  double ap;                      // AP@k by index, only when requested
 };
 
 // Label rows padded to whole 8-byte words, so shares_label() reads words only (one AND for <= 64 labels).
@@ -109,7 +111,9 @@ Partition partition(std::size_t nq) {
 }
 
 template <class MakeRel>
-void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel make_rel, const Consumer& consume) {
+void rank_queries(const RetrievalSet& set, const RankRequest& req, int threads, MakeRel make_rel,
+                  const Consumer& consume) {
+  const bool want_ranks = req.by_index();
   const std::size_t cs = set.code_size, nb = set.nb, nq = set.nq;
   const int nbins = static_cast<int>(cs * 8) + 1;
   const std::size_t tile = tile_codes(cs);
@@ -156,6 +160,7 @@ void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel
         const std::uint64_t nr = s.n_rel[i];
         std::uint32_t* na = s.n_at.data();
         std::uint32_t* ra = s.r_at.data();
+        double ap_result = 0.0;
         if (!want_ranks) {
           for (int d = 0; d < nbins; ++d) {
             na[d] = cnt[2 * d] + cnt[2 * d + 1];
@@ -176,13 +181,17 @@ void rank_queries(const RetrievalSet& set, bool want_ranks, int threads, MakeRel
             slot += ra[d];
             before += na[d];
           }
+          ApByIndex ap;
           for (std::uint64_t t = 0; t < nr; ++t) {
             const std::size_t d = f[t] >> 32;
-            s.ranks[s.offset[d]++] = s.n_before[d] + static_cast<std::uint32_t>(f[t]) + 1;
+            const std::uint32_t slot = s.offset[d]++, rank = s.n_before[d] + static_cast<std::uint32_t>(f[t]) + 1;
+            s.ranks[slot] = rank;
+            if (req.ap) ap_add(ap, t, slot, rank, req.k);
           }
+          ap_result = ap_value(ap);
         }
         const std::uint64_t n_rel = want_ranks ? nr : std::accumulate(ra, ra + nbins, std::uint64_t(0));
-        consume(task, q0 + i, Ranking{na, ra, nbins, want_ranks ? s.ranks.data() : nullptr, n_rel});
+        consume(task, q0 + i, Ranking{na, ra, nbins, want_ranks ? s.ranks.data() : nullptr, n_rel, ap_result});
       }
     }
   });
@@ -198,13 +207,43 @@ void check_set(const RetrievalSet& set) {
     invalid("labels must be either packed multi-hot rows or class ids, for both queries and database");
 }
 
+// The same rankings from the active ISA's fused scan (metrics_scan.hpp), over the same query partition.
+void fused_rankings(const MetricsScan& scan, const RetrievalSet& set, const RankRequest& req, int threads,
+                    const Consumer& consume) {
+  const ScanSet scan_set = make_scan_set(set);
+  const int nbins = static_cast<int>(set.code_size * 8) + 1;
+  threads = resolve_threads(threads);
+  const Partition part = partition(set.nq);
+  std::vector<std::unique_ptr<ScanOutput>> outputs(static_cast<std::size_t>(threads));
+  parallel_for(part.n_tasks, threads, [&](std::size_t task, int worker) {
+    auto& op = outputs[static_cast<std::size_t>(worker)];
+    if (!op) op = std::make_unique<ScanOutput>();
+    ScanOutput& o = *op;
+    const std::size_t q_begin = task * part.blocks_per_task * kQueryBlock;
+    const std::size_t q_end = std::min(set.nq, q_begin + part.blocks_per_task * kQueryBlock);
+    for (std::size_t q0 = q_begin; q0 < q_end; q0 += kQueryBlock) {
+      const int nqb = static_cast<int>(std::min<std::size_t>(kQueryBlock, q_end - q0));
+      scan.scan_block(scan_set, q0, nqb, req, o);
+      for (int i = 0; i < nqb; ++i) {
+        const std::size_t off = static_cast<std::size_t>(i) * nbins;
+        consume(task, q0 + i,
+                Ranking{&o.n_at[off], &o.r_at[off], nbins, req.ranks ? o.ranks[i].data() : nullptr, o.n_rel[i], o.ap[i]});
+      }
+    }
+  });
+}
+
 // Dispatches on the label form and runs the ranking.
-void for_each_ranking(const RetrievalSet& set, bool want_ranks, int threads, const Consumer& consume) {
+void for_each_ranking(const RetrievalSet& set, const RankRequest& req, int threads, const Consumer& consume) {
   check_set(set);
   if (set.nq == 0) return;
+  if (const MetricsScan* scan = metrics_scan_for(set)) {
+    fused_rankings(*scan, set, req, threads, consume);
+    return;
+  }
   if (set.labels.q_class) {
     rank_queries(
-        set, want_ranks, threads,
+        set, req, threads,
         [&](std::size_t q0) { return ClassRelevance{set.labels.db_class, set.labels.q_class + q0}; }, consume);
     return;
   }
@@ -212,11 +251,11 @@ void for_each_ranking(const RetrievalSet& set, bool want_ranks, int threads, con
   const std::size_t w = lab.width;
   if (w == 8) {
     rank_queries(
-        set, want_ranks, threads,
+        set, req, threads,
         [&](std::size_t q0) { return BitsRelevance<8>{lab.db.data(), lab.q.data() + q0 * 8, 8}; }, consume);
   } else {
     rank_queries(
-        set, want_ranks, threads,
+        set, req, threads,
         [&](std::size_t q0) { return BitsRelevance<0>{lab.db.data(), lab.q.data() + q0 * w, w}; }, consume);
   }
 }
@@ -225,8 +264,11 @@ void for_each_ranking(const RetrievalSet& set, bool want_ranks, int threads, con
 
 void average_precision(const RetrievalSet& set, std::size_t k, Ties ties, double* ap, int threads) {
   const bool by_index = ties == Ties::Index;
-  for_each_ranking(set, by_index, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
-    if (by_index) ap[qi] = ap_index(r.rel_rank, r.n_rel, k);
+  RankRequest req;
+  req.ap = by_index;
+  req.k = k;
+  for_each_ranking(set, req, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
+    if (by_index) ap[qi] = r.ap;
     else if (k == 0 || k >= set.nb) ap[qi] = ap_tie(r.n_at, r.r_at, r.nbins);
     else ap[qi] = ap_tie_at_k(r.n_at, r.r_at, r.nbins, k);
   });
@@ -237,7 +279,9 @@ void precision_recall_at(const RetrievalSet& set, const std::size_t* ks, std::si
   for (std::size_t j = 0; j < nk; ++j)
     if (ks[j] == 0) invalid("every cut-off k must be >= 1, got 0");
   const bool by_index = ties == Ties::Index;
-  for_each_ranking(set, by_index, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
+  RankRequest req;
+  req.ranks = by_index;
+  for_each_ranking(set, req, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
     for (std::size_t j = 0; j < nk; ++j) {
       const std::uint64_t k = std::min<std::uint64_t>(ks[j], set.nb);
       const double hits = by_index ? static_cast<double>(hits_at_index(r.rel_rank, r.n_rel, k))
@@ -255,7 +299,7 @@ RadiusCurves radius_curves(const RetrievalSet& set, int threads) {
   std::vector<std::uint64_t> tp(n_tasks * nbins, 0), ret(n_tasks * nbins, 0), rel(n_tasks, 0);
   std::vector<std::uint64_t> p_count(n_tasks * nbins, 0);
   std::vector<double> p_sum(n_tasks * nbins, 0.0), r_sum(n_tasks * nbins, 0.0);
-  for_each_ranking(set, false, threads, [&](std::size_t task, std::size_t, const Ranking& r) {
+  for_each_ranking(set, RankRequest{}, threads, [&](std::size_t task, std::size_t, const Ranking& r) {
     const std::size_t o = task * nbins;
     std::uint64_t cum_n = 0, cum_r = 0;
     rel[task] += r.n_rel;
@@ -292,7 +336,7 @@ RadiusCurves radius_curves(const RetrievalSet& set, int threads) {
 
 void precision_within_radius(const RetrievalSet& set, int radius, double* precision, int threads) {
   if (radius < 0) invalid("radius must be >= 0, got " + std::to_string(radius));
-  for_each_ranking(set, false, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
+  for_each_ranking(set, RankRequest{}, threads, [&](std::size_t, std::size_t qi, const Ranking& r) {
     const int top = std::min(radius, r.nbins - 1);
     std::uint64_t n = 0, rel = 0;
     for (int d = 0; d <= top; ++d) {

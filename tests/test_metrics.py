@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import xmhash
 import xmhash.metrics as xm
+from conftest import ISAS
 from reference import ref_cdist
 
 
@@ -242,6 +243,86 @@ def test_large_tie_groups_use_closed_forms_accurately():
     for k in (1, 700, 1300, 2600, 4999):
         got = xm.mean_average_precision(q, db, ql, dl, k=k, ties="average", per_query=True)
         np.testing.assert_allclose(got, [ref_ap_tie_at_k(D[i], REL[i], k) for i in range(3)], rtol=1e-11)
+
+
+# ---------------------------------------------------------------------------------------------- large databases
+# The fused AVX-512 scans sweep the database in tiles of 4,096 items, keep 16-bit per-distance counters over
+# epochs of 61,440 items, take items 16 at a time, and have no one-hot column for the top distance d = nbits
+# of 64- and 128-bit codes (those items are counted as the remainder and their ranks set by a rescan). These
+# cases cross each of those boundaries; the small hypothesis cases above cover the rest on every path.
+def planted_case(rng, nq, nb, nbytes, label_kind, n_classes=24, density=0.15, planted=0.03):
+    """Random codes plus, for a fraction of the items each, a query's complement (top distance) or a copy
+    (distance 0): long runs of ties at both ends of the ranking."""
+    q = rng.integers(0, 256, (nq, nbytes), dtype=np.uint8)
+    db = rng.integers(0, 256, (nb, nbytes), dtype=np.uint8)
+    for pick, fn in ((rng.random(nb) < planted, np.invert), (rng.random(nb) < planted, lambda x: x)):
+        db[pick] = fn(q[rng.integers(0, nq, int(pick.sum()))])
+    if label_kind == "class":
+        return q, db, rng.integers(0, 4, nq), rng.integers(0, 4, nb)
+    return q, db, rng.random((nq, n_classes)) < density, rng.random((nb, n_classes)) < density
+
+
+LARGE = [  # (nb, code bytes, labels, classes, density)
+    (4_095, 8, "multi", 24, 0.15),
+    (4_097, 16, "class", 0, 0.0),
+    (8_207, 3, "multi", 65, 0.05),
+    (61_440, 8, "multi", 130, 0.02),
+    (61_457, 12, "multi", 24, 0.15),
+    (70_001, 8, "class", 0, 0.0),
+    (70_003, 16, "multi", 81, 0.02),
+    (5_000, 8, "multi", 3, 1.0),  # every item relevant
+    (5_000, 1, "multi", 3, 0.0),  # none
+]
+
+
+@pytest.mark.parametrize("nb, nbytes, kind, n_classes, density", LARGE)
+def test_large_databases_match_reference(isa, nb, nbytes, kind, n_classes, density):
+    rng = np.random.default_rng(nb + nbytes)
+    q, db, ql, dl = planted_case(rng, 3, nb, nbytes, kind, n_classes, density)
+    D, REL = ref_cdist(q, db), relevance(ql, dl)
+    nbits = nbytes * 8
+    for k in (None, 1, 4_500, nb - 1):
+        want = [ref_ap(D[i], REL[i], k) for i in range(len(q))]
+        np.testing.assert_allclose(xm.mean_average_precision(q, db, ql, dl, k=k, per_query=True), want,
+                                   rtol=1e-12, atol=1e-15)
+    want = [ref_ap_tie(D[i], REL[i]) for i in range(len(q))]
+    np.testing.assert_allclose(xm.mean_average_precision(q, db, ql, dl, ties="average", per_query=True), want,
+                               rtol=1e-10, atol=1e-13)
+    ks = [1, 100, 4_097, nb]
+    hits = np.array([[ref_hits(D[i], REL[i], k) for k in ks] for i in range(len(q))], dtype=float)
+    np.testing.assert_allclose(xm.precision_at_k(q, db, ql, dl, ks, per_query=True), hits / np.minimum(ks, nb),
+                               rtol=1e-12)
+    for average in ("micro", "macro"):
+        _, precision, recall = ref_pr_radius(D, REL, nbits, average)
+        curve = xm.pr_by_radius(q, db, ql, dl, average=average)
+        np.testing.assert_allclose(curve.precision, precision, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(curve.recall, recall, rtol=1e-12)
+
+
+@pytest.mark.parametrize("nb, nbytes, kind, n_classes, density", LARGE[:6])
+def test_code_paths_agree_to_the_bit(nb, nbytes, kind, n_classes, density):
+    """Every CPU path returns the same bits: AP by index sums its terms in one fixed order everywhere."""
+    q, db, ql, dl = planted_case(np.random.default_rng(nb), 9, nb, nbytes, kind, n_classes, density)
+
+    def everything():
+        out = [xm.mean_average_precision(q, db, ql, dl, k=k, ties=t, per_query=True)
+               for k in (None, 10, 3_000) for t in ("index", "average")]
+        out += [xm.precision_at_k(q, db, ql, dl, [1, 50, nb], per_query=True),
+                xm.recall_at_k(q, db, ql, dl, [1, 50, nb], ties="average", per_query=True),
+                xm.precision_within_radius(q, db, ql, dl, per_query=True)]
+        return out + [*xm.pr_by_radius(q, db, ql, dl, average="macro")[1:], *xm.pr_by_radius(q, db, ql, dl)[1:]]
+
+    before = xmhash.get_isa()
+    try:
+        results = {}
+        for isa in ISAS:
+            xmhash.set_isa(isa)
+            results[isa] = everything()
+    finally:
+        xmhash.set_isa(before)
+    for isa, got in results.items():
+        for a, b in zip(results[ISAS[0]], got):
+            np.testing.assert_array_equal(a, b, err_msg=f"{isa} differs from {ISAS[0]}")
 
 
 # ---------------------------------------------------------------------------------------------- tie-aware

@@ -64,14 +64,26 @@ def _labels(x, name: str) -> np.ndarray:
         )
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one class column, got shape {arr.shape}")
+    hot = arr != 0
     if arr.dtype != np.bool_:
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise TypeError(f"{name} must be bool, integer or floating-point 0/1, got dtype {arr.dtype}")
-        bad = (arr != 0) & (arr != 1)
+        bad = hot & (arr != 1)  # NaN too: it is != 0 and != 1
         if bad.any():
             value = arr[bad].flat[0]
             raise ValueError(f"{name} must be multi-hot 0/1 labels, found the value {value}")
-    return np.ascontiguousarray(np.packbits(arr != 0, axis=1, bitorder="little"))
+    return _pack_rows(hot)
+
+
+def _pack_rows(hot: np.ndarray) -> np.ndarray:
+    """Packs bool rows into bytes (LSB first). One flat packbits over rows padded to whole bytes: several times
+    faster than ``np.packbits(..., axis=1)``, which walks the rows one by one."""
+    n, c = hot.shape
+    if c % 8:
+        padded = np.zeros((n, (c + 7) // 8 * 8), dtype=np.bool_)
+        padded[:, :c] = hot
+        hot = padded
+    return np.packbits(np.ascontiguousarray(hot).reshape(-1), bitorder="little").reshape(n, -1)
 
 
 def _prepare(q_codes, db_codes, q_labels, db_labels):

@@ -72,13 +72,31 @@ XMHASH_HD std::uint64_t hits_at_index(const std::uint32_t* rel_rank, std::uint64
   return lo;
 }
 
-// AP over the whole ranking, ties broken by database index: (1/R) sum_i i / rank_i. With k > 0, the
-// top-window AP@k: the same sum over ranks <= k, divided by the number of them (R_k).
-XMHASH_HD double ap_index(const std::uint32_t* rel_rank, std::uint64_t n_rel, std::uint64_t k) {
-  const std::uint64_t hits = k == 0 ? n_rel : hits_at_index(rel_rank, n_rel, k);
-  double s = 0.0;
-  for (std::uint64_t i = 0; i < hits; ++i) s += static_cast<double>(i + 1) / static_cast<double>(rel_rank[i]);
-  return hits ? s / static_cast<double>(hits) : 0.0;
+// AP over the ranking with ties broken by database index: (1/R) sum_i i / rank_i over the relevant items, i their
+// 1-based position among the relevant items in (distance, index) order. With k > 0, the top-window AP@k: the
+// same sum over ranks <= k, divided by the number of them (R_k). The terms are added item by item in database
+// index order (t = 0, 1, ... over the relevant items), term t into partial sum t % kApLanes, and the partial sums
+// pairwise at the end: an order a vector unit follows exactly, so every code path returns bit-identical AP.
+constexpr int kApLanes = 8;
+
+struct ApByIndex {
+  double lanes[kApLanes] = {};
+  std::uint64_t hits = 0;
+};
+
+// Relevant item t (database index order) at 0-based position `slot` among the relevant items, rank `rank`.
+XMHASH_HD void ap_add(ApByIndex& a, std::uint64_t t, std::uint64_t slot, std::uint64_t rank, std::uint64_t k) {
+  if (k != 0 && rank > k) return;
+  a.lanes[t % kApLanes] += static_cast<double>(slot + 1) / static_cast<double>(rank);
+  ++a.hits;
+}
+
+XMHASH_HD double combine_ap_lanes(const double* s) {
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+XMHASH_HD double ap_value(const ApByIndex& a) {
+  return a.hits ? combine_ap_lanes(a.lanes) / static_cast<double>(a.hits) : 0.0;
 }
 
 // Tie-aware AP over the whole ranking: the mean of AP over every order of the items within each distance,
