@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo_search)
+
+    from .train.cli import add_commands as add_training_commands  # train, ablate, sweep, encode, eval
+
+    add_training_commands(sub)
     return parser
 
 
@@ -57,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
         print(f"xmhash {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
