@@ -102,7 +102,7 @@ class StageTrainer:
         if not torch.isfinite(total):
             for name, v in terms.items():
                 if not torch.isfinite(v):
-                    raise LossNotFinite(name, float(v), where)
+                    raise LossNotFinite(name, float(v.detach()), where)
         return total
 
     def run_stage(self, epoch: int, stage: str, position: dict | None = None) -> dict:
