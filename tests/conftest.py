@@ -3,14 +3,16 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 import xmhash
 
-settings.register_profile("dev", max_examples=60, deadline=None)
-settings.register_profile("thorough", max_examples=500, deadline=None)
-if not os.environ.get("CI"):
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# The `isa` fixture below is function-scoped on purpose: it sets the code path once for all generated inputs.
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=60, **_common)
+settings.register_profile("thorough", max_examples=500, **_common)
+settings.register_profile("xmhash-ci", max_examples=60, derandomize=True, database=None, print_blob=True, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "xmhash-ci" if os.environ.get("CI") else "dev"))
 
 ISAS = xmhash.build_info()["available_isas"]
 

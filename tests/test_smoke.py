@@ -25,3 +25,23 @@ def test_search_one_liner():
     db = xmhash.pack(np.eye(16, dtype=bool))
     res = xmhash.search(db[:2], db, radius=2)
     assert len(res) == 2 and list(res[0][0][:1]) == [0]
+
+
+def _isa_in_subprocess(env_isa):
+    import os
+
+    env = dict(os.environ, XMHASH_ISA=env_isa)
+    return subprocess.run([sys.executable, "-c", "import xmhash; print(xmhash.get_isa())"], capture_output=True,
+                          text=True, env=env)
+
+
+def test_env_var_forces_the_code_path():
+    for isa in xmhash.build_info()["available_isas"]:
+        out = _isa_in_subprocess(isa)
+        assert out.returncode == 0 and out.stdout.strip() == isa
+
+
+def test_env_var_with_unknown_path_fails_at_import():
+    out = _isa_in_subprocess("neon9")
+    assert out.returncode != 0
+    assert "isa must be one of 'scalar', 'avx2', 'avx512', got 'neon9'" in out.stderr

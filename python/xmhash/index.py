@@ -142,7 +142,8 @@ class HammingIndex:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(head)
-                f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
+                f.flush()
+                np.ascontiguousarray(data).tofile(f)  # streams from the buffer (or a mmap), no extra copy
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -5,7 +5,7 @@
 #include "xmhash/hd.hpp"
 #include "xmhash/types.hpp"
 
-#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__)  // device pass of nvcc; the host pass uses the compiler builtin
 #define XMHASH_POPCNT64(x) __popcll(x)
 #else
 #define XMHASH_POPCNT64(x) __builtin_popcountll(x)
