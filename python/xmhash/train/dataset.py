@@ -68,10 +68,20 @@ class TrainingData:
     _train_image: torch.Tensor | None = None
     _train_text: torch.Tensor | None = None
     train_labels: torch.Tensor | None = None
+    _label_bits: object = None
 
     @property
     def n_train(self) -> int:
         return len(self.train)
+
+    @property
+    def label_bits(self):
+        """The training labels packed once for the pairwise kernels (rows index like ``train``)."""
+        if self._label_bits is None:
+            from ..nn.functional import pack_labels
+
+            self._label_bits = pack_labels(self.train_labels.cpu().numpy())
+        return self._label_bits
 
     def to(self, device) -> "TrainingData":
         if self._train_image is not None:

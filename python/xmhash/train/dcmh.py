@@ -53,8 +53,7 @@ class DCMHTrainer(StageTrainer):
 
     def step(self, stage, rows, where):
         d, m, data = self.cfg.dcmh, self.mem, self.data
-        labels = data.label_batch(rows)
-        ridx = torch.as_tensor(rows, device=labels.device)
+        ridx = torch.as_tensor(rows, device=m["F"].device)
         if stage == "img":
             out, own, other = self.model.image_net(data.image_batch(rows, self.device)), m["F"], m["G"]
         else:
@@ -62,7 +61,8 @@ class DCMHTrainer(StageTrainer):
         own[ridx] = out.detach()
         rest = own.sum(0) - out.detach().sum(0)  # the other N - n rows of the bit-balance term
         scale = 1.0 / (self.n * len(rows))
-        terms = {"pairwise": scale * pairwise_loss(out, other, labels, data.train_labels, published=False,
+        bits = data.label_bits
+        terms = {"pairwise": scale * pairwise_loss(out, other, bits[rows], bits, published=False,
                                                    backend=self.cfg.pairwise_backend),
                  "quantization": scale * d.gamma * (m["B"][ridx] - out).pow(2).sum(),
                  "balance": scale * d.eta * (out.sum(0) + rest).pow(2).sum()}

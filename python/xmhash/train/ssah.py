@@ -94,9 +94,9 @@ class SSAHTrainer(StageTrainer):
         self.mem["B"] = sign_pm1(self._code_sum())
 
     # ------------------------------------------------------------------ loss terms
-    def _pair(self, a, b, la):
-        return pairwise_loss(a, b, la, self.data.train_labels, published=self.published,
-                             backend=self.cfg.pairwise_backend)
+    def _pair(self, a, b, rows):
+        bits = self.data.label_bits
+        return pairwise_loss(a, b, bits[rows], bits, published=self.published, backend=self.cfg.pairwise_backend)
 
     def _quant(self, h, rows):
         if self.published:
@@ -146,8 +146,8 @@ class SSAHTrainer(StageTrainer):
         m[keys[1]][ridx] = out.feature.detach()
         m[keys[2]][ridx] = out.label.detach()
         hub_feat, hub_hash = (m["featL"], m["H"]) if stage == "lab" else self._hub(stage)
-        terms = {"pair_feature": s.alpha * self._pair(out.feature, hub_feat, labels),
-                 "pair_hash": s.gamma * self._pair(out.hash, hub_hash, labels),
+        terms = {"pair_feature": s.alpha * self._pair(out.feature, hub_feat, rows),
+                 "pair_hash": s.gamma * self._pair(out.hash, hub_hash, rows),
                  "quantization": s.beta * self._quant(out.hash, ridx),
                  "label": s.eta * self._label(out.label, labels)}
         if stage != "lab":
@@ -184,8 +184,8 @@ class SSAHTrainer(StageTrainer):
 
     # ------------------------------------------------------------------ early-stopping monitors (published code)
     def _nll(self, a, b) -> float:
-        L = self.data.train_labels
-        return pairwise_monitor(a, b, L, L, similarity=self.similarity, backend=self.cfg.pairwise_backend)
+        bits = self.data.label_bits
+        return pairwise_monitor(a, b, bits, bits, similarity=self.similarity, backend=self.cfg.pairwise_backend)
 
     def _monitor_lab(self) -> float:
         """``calc_labnet_loss``: alpha*label + gamma*NLL(H, H) + beta*NLL(featL, featL) (the code's mapping)."""
