@@ -119,10 +119,11 @@ def _base_config(args, *, method: str | None = None, bits: int | None = None, ex
 
 def _run_all(args, plans: list[tuple[str, dict]], out: Path, *, label_of=None):
     """Train every (sub-folder, overrides) plan under ``out``; returns the metrics of each run."""
+    from .dataset import load_dataset
     from .errors import TrainingDiverged, TrainingInterrupted
     from .loop import fit
 
-    runs = []
+    runs, datasets = [], {}
     for sub, extra in plans:
         cfg, preset = _base_config(args, extra=extra)
         run_dir = out / sub / cfg.run_name if sub else out / cfg.run_name
@@ -135,8 +136,12 @@ def _run_all(args, plans: list[tuple[str, dict]], out: Path, *, label_of=None):
             log.info("training %s (%s, %d bits, preset %s) -> %s", cfg.run_name, cfg.method, cfg.bits, preset,
                      run_dir)
             resume = args.resume and (run_dir / "last.pt").is_file()
+            key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+            if key not in datasets:  # load (or generate) each dataset once for all runs
+                datasets = {key: load_dataset(cfg.data)}
             try:
-                result = fit(cfg, resume=resume, progress=not args.quiet and sys.stderr.isatty())
+                result = fit(cfg, resume=resume, progress=not args.quiet and sys.stderr.isatty(),
+                             data=datasets[key])
             except TrainingInterrupted as exc:
                 print(f"xmhash: {exc}", file=sys.stderr)
                 raise SystemExit(130) from None
