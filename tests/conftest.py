@@ -27,13 +27,17 @@ def isa(request):
 
 
 def _cuda_skip_reason() -> str | None:
-    info = xmhash.build_info()
-    if not info["cuda"]:
-        return "xmhash was built without the CUDA kernels (XMHASH_CUDA=OFF or no nvcc at build time)"
-    if info.get("cuda_error"):
-        return f"CUDA kernels built, but no usable driver: {info['cuda_error']}"
-    if info["cuda_devices"] == 0:
-        return "CUDA kernels built, but no CUDA device is visible"
+    from xmhash._cuda import unavailable_reason
+
+    reason = unavailable_reason()  # kernels not built / no driver / no device, each said plainly
+    if reason is not None:
+        return reason
+    try:
+        import torch
+    except ImportError:
+        return "the GPU tests need PyTorch with CUDA (torch is not installed)"
+    if not torch.cuda.is_available():
+        return f"the GPU tests need PyTorch with CUDA (torch {torch.__version__} sees no GPU)"
     return None
 
 
@@ -42,5 +46,5 @@ def pytest_collection_modifyitems(config, items):
     if reason is None:
         return
     for item in items:
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda") is not None:  # not `"cuda" in item.keywords`: that matches paths
             item.add_marker(pytest.mark.skip(reason=reason))

@@ -9,6 +9,7 @@
 #include "xmhash/isa.hpp"
 #include "xmhash/parallel.hpp"
 #include "xmhash/search.hpp"
+#include "xmhash/select_by_units.hpp"
 
 #if defined(XMHASH_WITH_CUDA)
 #include "hamming.cuh"
@@ -131,8 +132,128 @@ PYBIND11_MODULE(_core, m) {
   // ------------------------------------------------------------------ multi-index hashing
 
   // ------------------------------------------------------------------ cuda
+  // CPU model of the GPU selection (same shared logic, run sequentially): lets the CPU tests check it.
+  m.def(
+      "_select_by_units",
+      [](const CodesIn& q, const CodesIn& db, int limit, std::size_t k, std::size_t units_per_query,
+         std::size_t min_chunk) {
+        Codes qv = codes_view(q, "queries"), dv = codes_view(db, "database");
+        std::size_t cs = common_width(qv, dv);
+        RangeResultData r;
+        {
+          py::gil_scoped_release release;
+          r = select_by_units(qv.data, qv.n, dv.data, dv.n, cs, limit, k, units_per_query, min_chunk);
+        }
+        return range_to_python(std::move(r));
+      },
+      py::arg("queries"), py::arg("database"), py::arg("limit"), py::arg("k"), py::arg("units_per_query"),
+      py::arg("min_chunk") = 0);
 #if defined(XMHASH_WITH_CUDA)
+  // Device buffers arrive as integer addresses (torch's data_ptr()) with their shapes, the CUDA device index
+  // and a cudaStream_t address; python/xmhash/_cuda.py validates them. Launches are asynchronous.
+  using uptr = std::uintptr_t;
+  auto check = [](int err, const char* what) {
+    if (err != 0)
+      throw std::runtime_error(std::string(what) + " failed: " + xmhash_cuda_error_name(err) + " (" +
+                               xmhash_cuda_error_string(err) + ")");
+  };
+  auto u8 = [](uptr p) { return reinterpret_cast<const std::uint8_t*>(p); };
+  auto stream_of = [](uptr s) { return reinterpret_cast<void*>(s); };
+
   m.def("cuda_device_count", [] { return xmhash_cuda_device_count(); });
   m.def("cuda_error_string", [](int code) { return std::string(xmhash_cuda_error_string(code)); });
+  m.def("cuda_error_name", [](int code) { return std::string(xmhash_cuda_error_name(code)); });
+  m.def("cuda_runtime_version", [] { return xmhash_cuda_runtime_version(); });
+  m.def("cuda_driver_version", [] { return xmhash_cuda_driver_version(); });
+  m.def(
+      "cuda_device_info",
+      [check](int device) {
+        char name[256];
+        int major = 0, minor = 0, sms = 0;
+        check(xmhash_cuda_device_info(device, name, sizeof name, &major, &minor, &sms), "cudaGetDeviceProperties");
+        py::dict d;
+        d["name"] = std::string(name);
+        d["capability"] = py::make_tuple(major, minor);
+        d["multiprocessors"] = sms;
+        return d;
+      },
+      py::arg("device"));
+
+  m.def(
+      "cuda_cdist",
+      [=](uptr q, std::size_t nq, uptr db, std::size_t nb, std::size_t cs, uptr out, int device, uptr stream) {
+        py::gil_scoped_release release;
+        check(xmhash_cuda_cdist(u8(q), nq, u8(db), nb, cs, reinterpret_cast<std::int32_t*>(out), device,
+                                stream_of(stream)),
+              "xmhash_cuda_cdist");
+      },
+      py::arg("queries"), py::arg("nq"), py::arg("database"), py::arg("nb"), py::arg("code_size"), py::arg("out"),
+      py::arg("device"), py::arg("stream"));
+
+  m.def(
+      "cuda_select_workspace",
+      [=](std::size_t nq, std::size_t nb, std::size_t cs, int limit, std::size_t k, int device) {
+        std::size_t bytes = 0;
+        check(xmhash_cuda_select_workspace(nq, nb, cs, limit, k, device, &bytes), "xmhash_cuda_select_workspace");
+        return bytes;
+      },
+      py::arg("nq"), py::arg("nb"), py::arg("code_size"), py::arg("limit"), py::arg("k"), py::arg("device"));
+
+  m.def(
+      "cuda_knn",
+      [=](uptr q, std::size_t nq, uptr db, std::size_t nb, std::size_t cs, std::size_t k, uptr D, uptr I, uptr ws,
+          std::size_t ws_bytes, int device, uptr stream) {
+        py::gil_scoped_release release;
+        check(xmhash_cuda_knn(u8(q), nq, u8(db), nb, cs, k, reinterpret_cast<std::int32_t*>(D),
+                              reinterpret_cast<std::int64_t*>(I), reinterpret_cast<void*>(ws), ws_bytes, device,
+                              stream_of(stream)),
+              "xmhash_cuda_knn");
+      },
+      py::arg("queries"), py::arg("nq"), py::arg("database"), py::arg("nb"), py::arg("code_size"), py::arg("k"),
+      py::arg("distances"), py::arg("indices"), py::arg("workspace"), py::arg("workspace_bytes"), py::arg("device"),
+      py::arg("stream"));
+
+  m.def(
+      "cuda_range_count",
+      [=](uptr q, std::size_t nq, uptr db, std::size_t nb, std::size_t cs, int limit, std::size_t k, uptr lims,
+          uptr ws, std::size_t ws_bytes, int device, uptr stream) {
+        py::gil_scoped_release release;
+        check(xmhash_cuda_range_count(u8(q), nq, u8(db), nb, cs, limit, k, reinterpret_cast<std::int64_t*>(lims),
+                                      reinterpret_cast<void*>(ws), ws_bytes, device, stream_of(stream)),
+              "xmhash_cuda_range_count");
+      },
+      py::arg("queries"), py::arg("nq"), py::arg("database"), py::arg("nb"), py::arg("code_size"), py::arg("limit"),
+      py::arg("k"), py::arg("lims"), py::arg("workspace"), py::arg("workspace_bytes"), py::arg("device"),
+      py::arg("stream"));
+
+  m.def(
+      "cuda_range_fill",
+      [=](uptr q, std::size_t nq, uptr db, std::size_t nb, std::size_t cs, int limit, std::size_t k, uptr lims,
+          uptr D, uptr I, uptr ws, std::size_t ws_bytes, int device, uptr stream) {
+        py::gil_scoped_release release;
+        check(xmhash_cuda_range_fill(u8(q), nq, u8(db), nb, cs, limit, k, reinterpret_cast<const std::int64_t*>(lims),
+                                     reinterpret_cast<std::int32_t*>(D), reinterpret_cast<std::int64_t*>(I),
+                                     reinterpret_cast<void*>(ws), ws_bytes, device, stream_of(stream)),
+              "xmhash_cuda_range_fill");
+      },
+      py::arg("queries"), py::arg("nq"), py::arg("database"), py::arg("nb"), py::arg("code_size"), py::arg("limit"),
+      py::arg("k"), py::arg("lims"), py::arg("distances"), py::arg("indices"), py::arg("workspace"),
+      py::arg("workspace_bytes"), py::arg("device"), py::arg("stream"));
+
+  m.def(
+      "cuda_metric_histograms",
+      [=](uptr q, std::size_t nq, uptr db, std::size_t nb, std::size_t cs, uptr q_labels, uptr db_labels,
+          std::size_t label_bytes, uptr q_class, uptr db_class, uptr n_at, uptr r_at, int device, uptr stream) {
+        py::gil_scoped_release release;
+        check(xmhash_cuda_metric_histograms(u8(q), nq, u8(db), nb, cs, u8(q_labels), u8(db_labels), label_bytes,
+                                            reinterpret_cast<const std::int64_t*>(q_class),
+                                            reinterpret_cast<const std::int64_t*>(db_class),
+                                            reinterpret_cast<std::int32_t*>(n_at),
+                                            reinterpret_cast<std::int32_t*>(r_at), device, stream_of(stream)),
+              "xmhash_cuda_metric_histograms");
+      },
+      py::arg("queries"), py::arg("nq"), py::arg("database"), py::arg("nb"), py::arg("code_size"),
+      py::arg("q_labels"), py::arg("db_labels"), py::arg("label_bytes"), py::arg("q_class"), py::arg("db_class"),
+      py::arg("n_at"), py::arg("r_at"), py::arg("device"), py::arg("stream"));
 #endif
 }

@@ -27,7 +27,9 @@ def set_isa(isa: str) -> None:
 
 
 def build_info() -> dict:
-    """Version, CPU code path in use and available, CUDA build facts, default thread count."""
+    """Version, CPU code path in use and available, default thread count, and the CUDA facts: kernels built,
+    their architectures (``cuda_architectures``, e.g. ``"80,90"``), runtime/driver versions, visible devices
+    (``cuda_devices``, ``cuda_device_names``) and, when the driver is unusable, ``cuda_error``."""
     info = {
         "version": _core.__version__,
         "isa": _core.get_isa(),
@@ -36,11 +38,17 @@ def build_info() -> dict:
         "cuda_architectures": _core.cuda_architectures,
         "threads": _core.default_threads(),
     }
+    info["cuda_device_names"] = []
     if _core.cuda_built:
         n = _core.cuda_device_count()
         info["cuda_devices"] = max(n, 0)
+        info["cuda_runtime_version"] = _core.cuda_runtime_version()  # e.g. 13000; linked statically
+        info["cuda_driver_version"] = _core.cuda_driver_version()  # 0 without a driver
         if n < 0:
             info["cuda_error"] = _core.cuda_error_string(-n)
+        for d in range(max(n, 0)):
+            dev = _core.cuda_device_info(d)
+            info["cuda_device_names"].append(f"{dev['name']} (sm_{dev['capability'][0]}{dev['capability'][1]})")
     else:
         info["cuda_devices"] = 0
     return info

@@ -34,6 +34,77 @@ def _demo_search(args: argparse.Namespace) -> int:
     return 0 if found == args.queries else 1
 
 
+# ---- data (xmhash.data: convert / info)
+def _data_logging(quiet: bool) -> None:
+    import logging
+
+    log = logging.getLogger("xmhash")
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(getattr(h, "_xmhash_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._xmhash_cli = True
+        log.addHandler(handler)
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    import xmhash.data
+
+    _data_logging(args.quiet)
+    progress = not (args.no_progress or args.quiet)
+    data = xmhash.data.load(args.src, args.dataset, args.variant, image=args.image, splits=args.splits,
+                            seed=args.seed, val_size=args.val_size, unlabeled=args.unlabeled, n_items=args.n_items,
+                            image_root=args.image_root, progress=progress)
+    data.save(args.dst, progress=progress)
+    print(f"wrote {args.dst}: {data!r}")
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    import json
+
+    import xmhash.data
+
+    _data_logging(args.quiet or args.json)
+    data = xmhash.data.load(args.path, args.dataset, args.variant, splits="none", save_splits=False,
+                            verify="all" if args.verify else True)
+    if args.json:
+        print(json.dumps({"summary": data.summary(), "provenance": data.provenance}, indent=2, default=str))
+    else:
+        print(data.describe())
+    return 0
+
+
+def _add_data_commands(sub) -> None:
+    p = sub.add_parser("data", help="convert and inspect datasets (MIRFLICKR-25K, NUS-WIDE, MS-COCO, xmhash files)")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+    c = dsub.add_parser("convert", help="read a published dataset file or folder and write the xmhash HDF5 format")
+    c.add_argument("src", help="dataset file or folder (any supported layout)")
+    c.add_argument("dst", help="xmhash data file to write (atomically)")
+    c.add_argument("--dataset", help="mirflickr25k, nus-wide-tc10, nus-wide-tc21, coco (detected if omitted)")
+    c.add_argument("--variant", help="single-file, split-files, coco-lists, unified-raw (detected if omitted)")
+    c.add_argument("--image", choices=["features", "raw"], help="image side when the release has both")
+    c.add_argument("--splits", default="standard", help="standard (seeded), dcmh, none, or an index file path")
+    c.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    c.add_argument("--val-size", type=int, help="validation items carved from the training draw (default 10%%)")
+    c.add_argument("--unlabeled", choices=["keep", "drop", "error"], default="keep",
+                   help="what to do with items that have no label (default keep; counted either way)")
+    c.add_argument("--n-items", type=int, help="number of items, when the shapes cannot decide the orientation")
+    c.add_argument("--image-root", help="image folder for MS-COCO imgList.mat")
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
+    c.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    c.set_defaults(func=_data_convert)
+    i = dsub.add_parser("info", help="detect, check and describe a dataset file or folder, or an xmhash data file")
+    i.add_argument("path")
+    i.add_argument("--dataset")
+    i.add_argument("--variant")
+    i.add_argument("--verify", action="store_true", help="also check the raw images' checksum (xmhash files)")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--quiet", action="store_true", help="no detection log")
+    i.set_defaults(func=_data_info)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xmhash", description="Cross-modal hashing: Hamming search and training.",
                                      allow_abbrev=False)
@@ -50,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo_search)
+
+    _add_data_commands(sub)
 
     from .train.cli import add_commands as add_training_commands  # train, ablate, sweep, encode, eval
 

@@ -5,6 +5,13 @@ torch CPU tensors), or as bool / floating-point arrays or tensors that are packe
 :func:`xmhash.pack` (``x >= 0`` → 1). The database may also be a :class:`xmhash.HammingIndex`.
 Results are ordered by (distance, database index): ties are broken by the smaller index, so the order is fully
 deterministic and identical across thread counts and CPU code paths.
+
+``device`` picks where a call runs: ``"auto"`` (default) runs on the GPU when an input is a torch CUDA tensor
+and on the CPU otherwise; ``"cuda"`` (or ``"cuda:N"``) always runs on the GPU, copying numpy / CPU inputs there
+once; ``"cpu"`` never does. GPU results are identical to the CPU's (same order, same padding); they are torch
+tensors on the inputs' device when an input was a CUDA tensor, numpy arrays otherwise. CUDA tensors are used
+without copies (uint8 codes, C-contiguous) on the current torch stream; ``threads`` has no effect there. When
+the GPU is asked for but unusable, ``RuntimeError`` says why (kernels not built, no driver, no device).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from . import _cuda
 from ._native import _core
 from .codes import codes_or_pack
 
@@ -56,7 +64,7 @@ class RangeResult:
     @property
     def counts(self) -> np.ndarray:
         """Number of results of each query."""
-        return np.diff(self.lims)
+        return self.lims[1:] - self.lims[:-1]  # numpy or torch (CUDA results)
 
     def __repr__(self) -> str:
         return f"RangeResult(queries={len(self)}, results={len(self.indices)})"
@@ -97,13 +105,16 @@ def _prepare(queries, database) -> tuple[np.ndarray, np.ndarray]:
     return q, db
 
 
-def cdist(queries, database, /, *, threads: int = 0) -> np.ndarray:
+def cdist(queries, database, /, *, threads: int = 0, device="auto") -> np.ndarray:
     """All pairwise Hamming distances: int32 ``(nq, nb)``."""
+    if _cuda.use_cuda(device, queries, database):
+        check_threads(threads)
+        return _cuda.cdist(queries, database, device=device)
     q, db = _prepare(queries, database)
     return _core.cdist(q, db, check_threads(threads))
 
 
-def knn(queries, database, /, k: int, *, threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def knn(queries, database, /, k: int, *, threads: int = 0, device="auto") -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours: ``(distances int32 (nq, k), indices int64 (nq, k))``.
 
     Rows are sorted by (distance, database index). When ``k`` exceeds the database size the row is padded with
@@ -111,19 +122,25 @@ def knn(queries, database, /, k: int, *, threads: int = 0) -> tuple[np.ndarray, 
     """
     from .index import HammingIndex
 
+    if _cuda.use_cuda(device, queries, database):
+        check_threads(threads)
+        return _cuda.knn(queries, database, k, device=device)
     if isinstance(database, HammingIndex):
         return database.search(queries, k, threads=threads)
     q, db = _prepare(queries, database)
     return _core.knn(q, db, check_k(k), check_threads(threads))
 
 
-def range_search(queries, database, /, radius: int, *, threads: int = 0) -> RangeResult:
+def range_search(queries, database, /, radius: int, *, threads: int = 0, device="auto") -> RangeResult:
     """Every database code within Hamming distance ``radius`` (inclusive: ``d <= radius``) of each query.
 
     A radius above ``nbits`` is clamped to ``nbits``. Note that faiss's ``range_search`` is strict (``d < r``).
     """
     from .index import HammingIndex
 
+    if _cuda.use_cuda(device, queries, database):
+        check_threads(threads)
+        return _cuda.range_search(queries, database, radius, device=device)
     if isinstance(database, HammingIndex):
         return database.range_search(queries, radius, threads=threads)
     q, db = _prepare(queries, database)
@@ -131,7 +148,8 @@ def range_search(queries, database, /, radius: int, *, threads: int = 0) -> Rang
     return RangeResult(*_core.range_search(q, db, r, check_threads(threads), 0))
 
 
-def search(queries, database, /, *, k: int | None = None, radius: int | None = None, threads: int = 0):
+def search(queries, database, /, *, k: int | None = None, radius: int | None = None, threads: int = 0,
+           device="auto"):
     """The one-line entry point.
 
     * ``radius`` alone → :class:`RangeResult` of every code with ``d <= radius``;
@@ -142,6 +160,11 @@ def search(queries, database, /, *, k: int | None = None, radius: int | None = N
 
     if k is None and radius is None:
         raise ValueError("search needs k (k-NN), radius (radius lookup) or both; got neither")
+    if _cuda.use_cuda(device, queries, database):
+        check_threads(threads)
+        if radius is None:
+            return _cuda.knn(queries, database, k, device=device)
+        return _cuda.range_search(queries, database, radius, k=k, device=device)
     if isinstance(database, HammingIndex):
         return database._search(queries, k=k, radius=radius, threads=threads)
     if radius is None:
