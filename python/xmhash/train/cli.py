@@ -86,9 +86,10 @@ def add_commands(sub) -> None:
 # ------------------------------------------------------------------------------------------ helpers
 def _setup(args) -> None:
     root = logging.getLogger("xmhash")
-    if not root.handlers:
+    if not any(getattr(h, "_xmhash_cli", False) for h in root.handlers):
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(message)s"))
+        h._xmhash_cli = True  # the same marker as the data commands' handler: one handler per process
         root.addHandler(h)
     root.setLevel(logging.WARNING if args.quiet else logging.INFO)
 
