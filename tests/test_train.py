@@ -223,3 +223,33 @@ def test_bad_inputs(tmp_path, data):
         model.encode_image(np.zeros((2, 100), np.float32))
     with pytest.raises(TypeError, match="config must be a TrainConfig"):
         fit({"bits": 16})
+
+
+def test_raw_images_through_cnnf(tmp_path):
+    """The raw-image path: uint8 (n, 224, 224, 3) images, a (tiny) CNN-F from a MatConvNet file, both methods."""
+    scipy_io = pytest.importorskip("scipy.io")
+    from cnnf_files import tiny_cnnf
+
+    rng = np.random.default_rng(0)
+    content, _, _ = tiny_cnnf(rng, "meta")
+    scipy_io.savemat(tmp_path / "vgg-f.mat", content)
+    n = 48
+    labels = (rng.random((n, 5)) < 0.3).astype(np.float32)
+    labels[np.arange(n), rng.integers(0, 5, n)] = 1
+    images = rng.integers(0, 256, (n, 224, 224, 3), dtype=np.uint8)
+    text = (rng.random((n, 60)) < 0.1).astype(np.float32)
+    idx = np.arange(n)
+    raw = xdata.CrossModalData(images, text, labels, splits={"query": idx[:8], "retrieval": idx[8:],
+                                                             "train": idx[8:40], "val": idx[40:]})
+    over = {"model.image_backbone": "cnnf", "model.cnnf_weights": str(tmp_path / "vgg-f.mat"), "epochs": 1,
+            "batch_size": 16, "ssah.lab_passes": [1], "ssah.dis_passes": [1], "ssah.img_passes": [1],
+            "ssah.txt_passes": [1]}
+    for method in ("ssah", "dcmh"):
+        res = fit(tiny(tmp_path, method, method=method, **over), data=raw)
+        assert res.codes["query_image"].shape == (8, 2)
+        model = load_model(tmp_path / method / "best.pt")
+        np.testing.assert_array_equal(model.encode_image(images[:8]), res.codes["query_image"])
+    with pytest.raises(ValueError, match="needs raw images"):
+        fit(tiny(tmp_path, "f", **over), data=xdata.synthetic("mirflickr-like", n=100, seed=0))
+    with pytest.raises(ValueError, match="holds raw images"):
+        fit(tiny(tmp_path, "g"), data=raw)

@@ -79,6 +79,7 @@ class DCMHConfig:
     lr_start: float = 10 ** -1.5
     lr_end: float = 1e-6
     lr_schedule: str = "linspace"  # linspace (TF / PyTorch ports) | logspace (official MATLAB, end 1e-3)
+    optimizer: str = "sgd"         # sgd (published) | adam (steadier on pre-extracted features, see the docs)
     momentum: float = 0.0
     weight_decay: float = 0.0
 
@@ -111,6 +112,7 @@ class TrainConfig:
         _check_choice("sampling", self.sampling, ("random", "sweep"))
         _check_choice("pairwise_backend", self.pairwise_backend, ("native", "torch"))
         _check_choice("dcmh.lr_schedule", self.dcmh.lr_schedule, ("linspace", "logspace"))
+        _check_choice("dcmh.optimizer", self.dcmh.optimizer, ("sgd", "adam"))
         _check_choice("model.text_scales", self.model.text_scales, ("published", "paper"))
         _check_choice("model.discriminator", self.model.discriminator, ("published", "paper"))
         if self.bits <= 0 or self.bits % 8:

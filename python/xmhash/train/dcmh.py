@@ -6,6 +6,12 @@ pass of SGD on the image network with G and B fixed, one on the text network wit
 form B = sign(gamma (F + G)). F and G are N x K memories updated batch-wise; each step's loss is divided by N * n
 as in the public code. The learning rate goes from lr_start to lr_end over the configured epochs (linspace as in
 the TF/PyTorch code, or logspace(-1.5, -3) as in the official MATLAB code).
+
+SGD with those rates was tuned for CNN-F fine-tuning. On pre-extracted features it is fragile in both directions:
+non-negative fc7-like features (squared norm ~1e4, strongly correlated) make the image network's step unstable
+at 10^-1.5, while at any rate low enough for the image side the sparse bag-of-words network barely moves (the
+loss is divided by N * n), so codes collapse to theta ~ 0 (the mAP of random codes, as users of the public ports
+report). ``optimizer="adam"`` removes that sensitivity; the demo preset uses it.
 """
 
 from __future__ import annotations
@@ -35,9 +41,14 @@ class DCMHTrainer(StageTrainer):
         self.mem = {"F": torch.randn(N, K, device=device), "G": torch.randn(N, K, device=device)}
         self.mem["B"] = sign_pm1(cfg.dcmh.gamma * (self.mem["F"] + self.mem["G"]))
         d = cfg.dcmh
-        self.opt = {stage: torch.optim.SGD(net.parameters(), lr=d.lr_start, momentum=d.momentum,
-                                           weight_decay=d.weight_decay)
-                    for stage, net in (("img", model.image_net), ("txt", model.text_net))}
+
+        def optimizer(params):
+            if d.optimizer == "adam":
+                return torch.optim.Adam(params, lr=d.lr_start, weight_decay=d.weight_decay)
+            return torch.optim.SGD(params, lr=d.lr_start, momentum=d.momentum, weight_decay=d.weight_decay)
+
+        self.opt = {stage: optimizer(net.parameters()) for stage, net in (("img", model.image_net),
+                                                                           ("txt", model.text_net))}
         self.lrs = dcmh_learning_rates(cfg, cfg.num_epochs)
 
     def schedule(self, epoch: int, stage: str) -> Schedule:
