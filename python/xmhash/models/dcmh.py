@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import check_features, init_normal_
+from .layers import InputNorm, check_features, init_normal_
 
 __all__ = ["DCMHImgNet", "DCMHTxtNet"]
 
@@ -37,9 +37,10 @@ class DCMHTxtNet(nn.Module):
     def __init__(self, text_dim: int, bits: int, *, hidden: int = 8192, init_std: float = 0.01):
         super().__init__()
         self.text_dim = text_dim
+        self.input_norm = InputNorm(text_dim)  # identity unless model.text_normalize is set
         self.net = nn.Sequential(nn.Linear(text_dim, hidden), nn.ReLU(), nn.Linear(hidden, bits))
         init_normal_(self, init_std)
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
         check_features(text, self.text_dim, "text")
-        return self.net(text)
+        return self.net(self.input_norm(text))

@@ -14,21 +14,23 @@ import torch
 from torch import nn
 
 from .cnnf import CNNF
-from .layers import HashHeads, HashOutput, check_features, init_normal_
+from .layers import HashHeads, HashOutput, InputNorm, check_features, init_normal_
 
 __all__ = ["FeatureInput", "TorchvisionBackbone", "make_image_backbone", "ImgNet"]
 
 
 class FeatureInput(nn.Module):
-    """The identity on pre-extracted features, with a width check."""
+    """Pre-extracted features, width-checked, through an optional per-feature normalisation (identity unless the
+    trainer fits it, see ``model.image_normalize``)."""
 
     def __init__(self, dim: int):
         super().__init__()
         self.out_dim = int(dim)
+        self.norm = InputNorm(self.out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_features(x, self.out_dim, "image features")
-        return x
+        return self.norm(x)
 
 
 class TorchvisionBackbone(nn.Module):

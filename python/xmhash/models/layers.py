@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["HashOutput", "HashHeads", "LocalResponseNorm", "init_normal_", "check_features"]
+__all__ = ["HashOutput", "HashHeads", "InputNorm", "LocalResponseNorm", "init_normal_", "check_features"]
 
 
 class HashOutput(NamedTuple):
@@ -71,3 +71,30 @@ def check_features(x: torch.Tensor, width: int, name: str) -> None:
     if x.shape[1] != width:
         raise ValueError(f"{name} must have {width} features per row (the width this network was built for), "
                          f"got {x.shape[1]}")
+
+
+class InputNorm(nn.Module):
+    """``(x - shift) * scale`` per feature, with statistics stored in the model (so ``encode_*`` applies the same
+    transform to new data). The identity until :meth:`fit` is called; saved in checkpoints."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, mode: str) -> None:
+        """``mode``: ``none`` (identity), ``center`` (subtract the mean) or ``standardize`` (also divide by the
+        standard deviation; constant features are left unscaled)."""
+        if mode not in ("none", "center", "standardize"):
+            raise ValueError(f"mode must be 'none', 'center' or 'standardize', got {mode!r}")
+        x = x.to(self.shift.dtype)
+        self.shift.copy_(x.mean(0) if mode != "none" else torch.zeros_like(self.shift))
+        if mode == "standardize":
+            std = x.std(0)
+            self.scale.copy_(torch.where(std > 0, 1.0 / std, torch.ones_like(std)))
+        else:
+            self.scale.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) * self.scale

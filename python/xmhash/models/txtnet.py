@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import HashHeads, HashOutput, LocalResponseNorm, check_features, init_normal_
+from .layers import HashHeads, HashOutput, InputNorm, LocalResponseNorm, check_features, init_normal_
 
 __all__ = ["MultiScaleFusion", "TxtNet", "FCTxtNet", "TEXT_SCALES"]
 
@@ -78,6 +78,7 @@ class TxtNet(nn.Module):
                  scales: Sequence[int] | str = "published", init_std: float = 0.01):
         super().__init__()
         self.text_dim = text_dim
+        self.input_norm = InputNorm(text_dim)  # identity unless model.text_normalize is set
         self.fusion = MultiScaleFusion(text_dim, scales)
         self.fc1 = nn.Linear(text_dim * self.fusion.channels, hidden)  # the (1, d, 6, 4096) conv of the code
         self.norm1 = LocalResponseNorm()
@@ -88,7 +89,7 @@ class TxtNet(nn.Module):
 
     def forward(self, text: torch.Tensor) -> HashOutput:
         check_features(text, self.text_dim, "text")
-        x = self.fusion(text).flatten(1)
+        x = self.fusion(self.input_norm(text)).flatten(1)
         x = self.norm1(torch.relu(self.fc1(x)))
         feature = torch.relu(self.fc2(x))
         h, p = self.heads(self.norm2(feature))
@@ -102,6 +103,7 @@ class FCTxtNet(nn.Module):
                  init_std: float = 0.01):
         super().__init__()
         self.text_dim = text_dim
+        self.input_norm = InputNorm(text_dim)  # identity unless model.text_normalize is set
         self.fc1 = nn.Linear(text_dim, hidden)
         self.norm1 = LocalResponseNorm()
         self.fc2 = nn.Linear(hidden, semantic_dim)
@@ -111,7 +113,7 @@ class FCTxtNet(nn.Module):
 
     def forward(self, text: torch.Tensor) -> HashOutput:
         check_features(text, self.text_dim, "text")
-        x = self.norm1(torch.relu(self.fc1(text)))
+        x = self.norm1(torch.relu(self.fc1(self.input_norm(text))))
         feature = torch.relu(self.fc2(x))
         h, p = self.heads(self.norm2(feature))
         return HashOutput(h, feature, p)

@@ -47,6 +47,10 @@ class ModelConfig:
     discriminator: str = "published"  # published (512-512-256-1) | paper (F-4096-4096-1)
     dcmh_text_hidden: int = 8192
     init_std: float = 0.01
+    # per-feature input normalisation fitted on the training split and stored in the model (applied by encode_*
+    # too): none (published) | center | standardize. Image: pre-extracted features only.
+    image_normalize: str = "none"
+    text_normalize: str = "none"
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class TrainConfig:
         _check_choice("dcmh.optimizer", self.dcmh.optimizer, ("sgd", "adam"))
         _check_choice("model.text_scales", self.model.text_scales, ("published", "paper"))
         _check_choice("model.discriminator", self.model.discriminator, ("published", "paper"))
+        for name in ("image_normalize", "text_normalize"):
+            _check_choice(f"model.{name}", getattr(self.model, name), ("none", "center", "standardize"))
         if self.bits <= 0 or self.bits % 8:
             raise ValueError(f"bits must be a positive multiple of 8 (codes are packed into bytes), got {self.bits}")
         if self.ablation != "none" and self.method != "ssah":

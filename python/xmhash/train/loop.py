@@ -116,7 +116,13 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
 
     rng = _seed_all(cfg.seed)
     td = prepare(data if data is not None else load_dataset(cfg.data), cfg).to(device)
-    model = build_model(cfg, td).to(device)
+    model = build_model(cfg, td)
+    if td.image_is_features:
+        model.image_net.backbone.norm.fit(td._train_image, cfg.model.image_normalize)
+    elif cfg.model.image_normalize != "none":
+        raise ValueError("model.image_normalize applies to pre-extracted image features, not raw images")
+    model.text_net.input_norm.fit(td._train_text, cfg.model.text_normalize)
+    model = model.to(device)
     trainer_stop = StopFlag()
     trainer = _make_trainer(cfg, model, td, rng, device, trainer_stop, progress)
 
