@@ -253,3 +253,18 @@ def test_raw_images_through_cnnf(tmp_path):
         fit(tiny(tmp_path, "f", **over), data=xdata.synthetic("mirflickr-like", n=100, seed=0))
     with pytest.raises(ValueError, match="holds raw images"):
         fit(tiny(tmp_path, "g"), data=raw)
+
+
+def test_input_normalisation_is_fitted_on_train_and_saved_in_the_model(tmp_path, data):
+    res = fit(tiny(tmp_path, epochs=1, method="dcmh", **{"model.image_normalize": "standardize",
+                                                        "model.text_normalize": "center"}), data=data)
+    train = data.splits["train"]
+    norm = res.model.image_net.backbone.norm
+    np.testing.assert_allclose(norm.shift.numpy(), data.image[train].mean(0), rtol=1e-4, atol=1e-5)
+    std = data.image[train].std(0, ddof=1)
+    np.testing.assert_allclose(norm.scale.numpy(), np.where(std > 0, 1 / np.where(std > 0, std, 1), 1), rtol=1e-3)
+    np.testing.assert_allclose(res.model.text_net.input_norm.shift.numpy(), data.text[train].mean(0), atol=1e-6)
+    model = load_model(tmp_path / "run" / "best.pt")  # the statistics travel with the weights
+    np.testing.assert_array_equal(model.encode_image(data.image[data.splits["query"]]), res.codes["query_image"])
+    with pytest.raises(ValueError, match="model.image_normalize must be one of"):
+        tiny(tmp_path, **{"model.image_normalize": "l2"})
