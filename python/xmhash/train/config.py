@@ -63,6 +63,7 @@ class SSAHConfig:
     beta: float = 1.0
     eta: float = 1.0
     delta: float = 1.0
+    epochs: int = 10  # the published 500, in effect: the lr has decayed below 1e-7 after ~10 epochs
     # staged schedule of the published code: stage s of epoch e uses lr0 * decay ** (e + s)
     lr_lab: float = 1e-2
     lr_img: float = 10 ** -4.5
@@ -80,6 +81,7 @@ class SSAHConfig:
 class DCMHConfig:
     gamma: float = 1.0   # quantisation
     eta: float = 1.0     # bit balance
+    epochs: int = 500
     lr_start: float = 10 ** -1.5
     lr_end: float = 1e-6
     lr_schedule: str = "linspace"  # linspace (TF / PyTorch ports) | logspace (official MATLAB, end 1e-3)
@@ -94,7 +96,7 @@ class TrainConfig:
     bits: int = 64
     variant: str = "paper"            # paper | published-code (SSAH only)
     ablation: str = "none"            # none | ssah-1 | ssah-2 | ssah-3
-    epochs: int = 0                   # 0: the method's default (SSAH 10, DCMH 500)
+    epochs: int = 0                   # 0: the method's own (ssah.epochs, dcmh.epochs)
     batch_size: int = 128
     sampling: str = "random"          # random (a fresh random batch per step, as published) | sweep (permutation)
     seed: int = 0
@@ -104,6 +106,7 @@ class TrainConfig:
     eval_every: int = 1               # validation mAP every N epochs (model selection)
     eval_batch_size: int = 1024
     out: str = "runs/default"
+    keep_last_checkpoint: bool = True  # False: delete last.pt (the resumable state) once the run has finished
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     ssah: SSAHConfig = field(default_factory=SSAHConfig)
@@ -128,6 +131,9 @@ class TrainConfig:
         for name in ("epochs", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("ssah", "dcmh"):
+            if getattr(self, name).epochs < 1:
+                raise ValueError(f"{name}.epochs must be >= 1, got {getattr(self, name).epochs}")
         for name in ("batch_size", "eval_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -143,7 +149,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived
     @property
     def num_epochs(self) -> int:
-        return self.epochs or {"ssah": 10, "dcmh": 500}[self.method]
+        return self.epochs or {"ssah": self.ssah.epochs, "dcmh": self.dcmh.epochs}[self.method]
 
     @property
     def run_name(self) -> str:

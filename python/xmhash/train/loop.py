@@ -27,7 +27,7 @@ __all__ = ["fit", "FitResult", "build_model"]
 log = logging.getLogger(__name__)
 
 # keys that may differ between the run being resumed and the resuming config
-_RESUMABLE_CHANGES = {"epochs", "threads", "eval_batch_size", "out"}
+_RESUMABLE_CHANGES = {"epochs", "ssah.epochs", "dcmh.epochs", "threads", "eval_batch_size", "out"}
 
 
 @dataclass
@@ -70,7 +70,8 @@ def _check_resume(saved: dict, cfg: TrainConfig, path: Path) -> None:
     diffs = []
     for section, value in saved.items():
         if isinstance(value, dict):
-            diffs += [f"{section}.{k}" for k in value if value[k] != now[section].get(k)]
+            diffs += [f"{section}.{k}" for k in value
+                      if value[k] != now[section].get(k) and f"{section}.{k}" not in _RESUMABLE_CHANGES]
         elif section not in _RESUMABLE_CHANGES and value != now.get(section):
             diffs.append(section)
     if diffs:
@@ -106,9 +107,9 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume and not last_path.is_file():
         raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
-    if not resume and last_path.exists():
-        raise FileExistsError(f"{run_dir} already holds a run (last.pt); pass resume=True / --resume to continue "
-                              "it, or choose another output directory")
+    if not resume and (last_path.exists() or best_path.exists()):
+        raise FileExistsError(f"{run_dir} already holds a run ({'last.pt' if last_path.exists() else 'best.pt'}); "
+                              "pass resume=True / --resume to continue it, or choose another output directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -212,6 +213,8 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
                "curve": [{k: r[k] for k in ("epoch", "train_seconds", "val_map_i2t", "val_map_t2i", "val_map")
                           if k in r} for r in state["history"]]}
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if not cfg.keep_last_checkpoint:
+        last_path.unlink(missing_ok=True)
     return FitResult(model=model, codes=codes, metrics=metrics, history=state["history"], run_dir=run_dir,
                      best_epoch=metrics["best_epoch"])
 
