@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "xmhash/isa.hpp"
+#include "xmhash/pairwise.hpp"
 #include "xmhash/parallel.hpp"
 #include "xmhash/search.hpp"
 #include "xmhash/select_by_units.hpp"
@@ -128,6 +129,64 @@ PYBIND11_MODULE(_core, m) {
   // ------------------------------------------------------------------ metrics
 
   // ------------------------------------------------------------------ pairwise loss
+  // pairwise_loss(a, b, labels_a, labels_b, ...) -> float; fills grad_a / grad_b when given (None skips them).
+  // One overload per dtype, without conversion: the Python layer hands over C-contiguous arrays of one dtype.
+  {
+    auto bind_pairwise = [&m](auto tag) {
+      using T = decltype(tag);
+      using ArrayT = py::array_t<T, py::array::c_style>;
+      using LabelsT = py::array_t<std::uint8_t, py::array::c_style>;
+      m.def(
+          "pairwise_loss",
+          [](const ArrayT& a, const ArrayT& b, const LabelsT& la, const LabelsT& lb, double scale,
+             double similarity_scale, double similar_weight, double dissimilar_weight, const std::string& variant,
+             bool mean, const py::object& grad_a, const py::object& grad_b, int threads) {
+            auto need = [](bool ok, const std::string& msg) {
+              if (!ok) throw std::invalid_argument(msg);
+            };
+            need(a.ndim() == 2 && b.ndim() == 2, "a and b must be 2-D arrays");
+            need(la.ndim() == 2 && lb.ndim() == 2, "labels_a and labels_b must be 2-D uint8 arrays of label bits");
+            const std::size_t n = a.shape(0), N = b.shape(0), d = a.shape(1);
+            need(static_cast<std::size_t>(b.shape(1)) == d,
+                 "a and b must have the same number of columns, got " + std::to_string(d) + " and " +
+                     std::to_string(b.shape(1)));
+            need(static_cast<std::size_t>(la.shape(0)) == n && static_cast<std::size_t>(lb.shape(0)) == N,
+                 "labels_a / labels_b must have one row per row of a / b");
+            need(la.shape(1) == lb.shape(1), "labels_a and labels_b must have the same number of label bytes");
+            need(variant == "nll" || variant == "squared", "variant must be 'nll' or 'squared', got '" + variant + "'");
+            auto out = [&](const py::object& g, std::size_t rows, const char* name) -> T* {
+              if (g.is_none()) return nullptr;
+              need(py::isinstance<ArrayT>(g), std::string(name) + " must be a C-contiguous array of the input dtype");
+              auto arr = py::reinterpret_borrow<ArrayT>(g);
+              need(arr.writeable() && arr.ndim() == 2 && static_cast<std::size_t>(arr.shape(0)) == rows &&
+                       static_cast<std::size_t>(arr.shape(1)) == d,
+                   std::string(name) + " must be a writeable array of the shape of its input");
+              return arr.mutable_data();
+            };
+            T* ga = out(grad_a, n, "grad_a");
+            T* gb = out(grad_b, N, "grad_b");
+            PairwiseOptions opt;
+            opt.scale = scale;
+            opt.similarity_scale = similarity_scale;
+            opt.similar_weight = similar_weight;
+            opt.dissimilar_weight = dissimilar_weight;
+            opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
+            opt.mean = mean;
+            opt.threads = threads;
+            const T *pa = a.data(), *pb = b.data();
+            const std::uint8_t *pla = la.data(), *plb = lb.data();
+            const std::size_t lbytes = la.shape(1);
+            py::gil_scoped_release release;
+            return pairwise_loss<T>(pa, n, pb, N, d, pla, plb, lbytes, opt, ga, gb);
+          },
+          py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("labels_a").noconvert(),
+          py::arg("labels_b").noconvert(), py::arg("scale"), py::arg("similarity_scale"), py::arg("similar_weight"),
+          py::arg("dissimilar_weight"), py::arg("variant"), py::arg("mean"), py::arg("grad_a"), py::arg("grad_b"),
+          py::arg("threads"));
+    };
+    bind_pairwise(float{});
+    bind_pairwise(double{});
+  }
 
   // ------------------------------------------------------------------ multi-index hashing
 
