@@ -26,8 +26,10 @@ from xmhash.train.loop import build_model  # noqa: E402
 from xmhash.train.ssah import SSAHTrainer  # noqa: E402
 
 FULL = os.environ.get("XMHASH_BENCH_FULL") == "1"
-N_TRAIN = 10_000 if FULL else 300
-SIZES = {} if FULL else {"model.text_hidden": 64, "model.label_hidden": 64, "model.dcmh_text_hidden": 64}
+N_TRAIN = 10_000 if FULL else 200
+IMAGE_DIM, TEXT_DIM = (4096, 1386) if FULL else (256, 300)
+SIZES = {} if FULL else {"model.text_hidden": 64, "model.label_hidden": 64, "model.dcmh_text_hidden": 64,
+                         "model.semantic_dim": 32}
 STAGES = ("lab", "dis", "img", "txt")
 
 
@@ -37,8 +39,8 @@ def mirflickr_shaped(n_train: int, seed: int = 0):
     n = n_train + 200
     labels = (rng.random((n, 24)) < 0.15).astype(np.float32)
     labels[np.arange(n), rng.integers(0, 24, n)] = 1
-    image = np.maximum(rng.standard_normal((n, 4096), dtype=np.float32), 0)
-    text = (rng.random((n, 1386)) < 0.008).astype(np.float32)
+    image = np.maximum(rng.standard_normal((n, IMAGE_DIM), dtype=np.float32), 0)
+    text = (rng.random((n, TEXT_DIM)) < 0.008).astype(np.float32)
     idx = np.arange(n)
     splits = {"train": idx[:n_train], "val": idx[n_train:n_train + 100], "query": idx[n_train + 100:],
               "retrieval": idx[:n_train + 100]}
