@@ -13,10 +13,11 @@ For a batch ``a`` (n, d), a memory ``b`` (N, d) and their multi-hot labels::
 
 Two backends compute the same function:
 
-* ``"native"``: the fused C++ kernel (xmhash._core): one pass over ``b`` in cache-sized blocks that yields the
-  loss and the gradients together, so no (n, N) matrix is ever allocated and the label similarity is never
-  materialised. The gradients are computed in the forward call when autograd will need them and scaled by the
-  incoming gradient in backward (no double backward).
+* ``"native"``: the fused C++ kernel (xmhash._core) for CPU tensors, its CUDA twin (cuda/pairwise.cu, tiles in
+  shared memory) for CUDA tensors: one pass over ``b`` that yields the loss and the gradients together, so no
+  (n, N) matrix is ever allocated and the label similarity is never materialised. The gradients are computed
+  in the forward call when autograd will need them and scaled by the incoming gradient in backward (no double
+  backward).
 * ``"torch"``: :func:`pairwise_nll_reference`, plain PyTorch ops and autograd (any device, double backward);
   the oracle of the tests and the A/B partner of the benchmarks.
 """
@@ -142,18 +143,58 @@ def _native_cpu(a, b, bits_a: PackedLabels, bits_b: PackedLabels, o: _Options, n
     return torch.tensor(loss, dtype=a.dtype), grad_a, grad_b
 
 
-def _native_cuda(a, b, bits_a, bits_b, o, need_a, need_b):
-    # Dispatch point of the CUDA kernels (cuda/): a build that has them exposes _core.cuda_pairwise_loss, to be
-    # called here with data_ptr()s and the current stream (see xmhash._cuda), returning the same triple.
+def _native_cuda(a, b, bits_a: PackedLabels, bits_b: PackedLabels, o: _Options, need_a: bool, need_b: bool):
+    # The CUDA kernels (cuda/pairwise.cu) on the tensors' memory: data_ptr()s and the current stream of their
+    # device, outputs and workspace from torch's caching allocator, no host synchronisation (the loss stays on
+    # the device). Only the packed label rows are copied over.
     from .. import _cuda
 
-    if getattr(_core, "cuda_pairwise_loss", None) is None:
-        reason = _cuda.unavailable_reason() or "this build's CUDA kernels do not include the pairwise loss"
+    reason = _cuda.unavailable_reason()
+    if reason is None and getattr(_core, "cuda_pairwise_loss", None) is None:
+        reason = "this build's CUDA kernels do not include the pairwise loss"
+    if reason is not None:
         raise RuntimeError(
             f"pairwise_nll got CUDA tensors but cannot run them natively: {reason}; move the tensors to the CPU "
             "or pass backend='torch'"
         )
-    raise RuntimeError("_core.cuda_pairwise_loss exists but xmhash.nn.pairwise does not call it yet")
+    # Last checks before raw pointers (pairwise_nll has validated already; these guard direct callers).
+    for name, t in (("a", a), ("b", b)):
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be C-contiguous for the CUDA kernels (call .contiguous())")
+        if t.dtype not in (torch.float32, torch.float64) or t.dtype != a.dtype:
+            raise TypeError(
+                f"a and b must both be float32 or float64 for the CUDA kernels, got {a.dtype} and {b.dtype}"
+            )
+    if b.device != a.device:
+        raise ValueError(f"a and b must be on the same device, got {a.device} and {b.device}")
+    (n, d), (N, d_b) = a.shape, b.shape
+    (rows_a, width_a), (rows_b, width_b) = bits_a.bits.shape, bits_b.bits.shape
+    if d_b != d or rows_a != n or rows_b != N or width_a != width_b:
+        raise ValueError(
+            f"shapes do not match: a {tuple(a.shape)}, b {tuple(b.shape)}, labels_a {bits_a.bits.shape} and "
+            f"labels_b {bits_b.bits.shape} (packed)"
+        )
+    dev = a.device
+    labels_a, labels_b = (_to_device(bits.bits, dev) for bits in (bits_a, bits_b))
+    loss = torch.empty((), dtype=a.dtype, device=dev)
+    grad_a = torch.empty_like(a) if need_a else None
+    grad_b = torch.empty_like(b) if need_b else None
+    ws_bytes = _core.cuda_pairwise_workspace(n, N, d, a.element_size(), need_a, need_b)
+    workspace = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=dev)
+    with torch.cuda.device(dev):
+        _core.cuda_pairwise_loss(
+            a.data_ptr(), b.data_ptr(), labels_a.data_ptr(), labels_b.data_ptr(), n, N, d, labels_a.shape[1],
+            "float32" if a.dtype == torch.float32 else "float64",
+            o.scale, o.similarity_scale, o.similar_weight, o.dissimilar_weight, o.variant, o.mean,
+            loss.data_ptr(), 0 if grad_a is None else grad_a.data_ptr(), 0 if grad_b is None else grad_b.data_ptr(),
+            workspace.data_ptr(), ws_bytes, a.get_device(), torch.cuda.current_stream(dev).cuda_stream,
+        )  # fmt: skip
+    return loss, grad_a, grad_b
+
+
+def _to_device(bits: np.ndarray, dev):
+    # torch.from_numpy warns on read-only arrays (packed labels of a memory-mapped dataset): copy those first.
+    return torch.from_numpy(bits if bits.flags.writeable else bits.copy()).to(dev)
 
 
 _NATIVE = {"cpu": _native_cpu, "cuda": _native_cuda}
@@ -210,7 +251,9 @@ def pairwise_nll(
     ``a`` and ``b`` are float32 or float64 tensors on one device; gradients flow to whichever requires grad.
 
     ``backend="native"`` (default) runs the fused kernel: CPU tensors are read in place (non-contiguous ones are
-    copied once); CUDA tensors need xmhash's CUDA kernels and raise ``RuntimeError`` without them.
+    copied once); CUDA tensors run xmhash's CUDA kernels on torch's current stream (no host synchronisation;
+    results reproducible bit for bit) and raise ``RuntimeError`` saying why when those kernels, a driver or a
+    device are missing.
     ``backend="torch"`` runs :func:`pairwise_nll_reference`. ``threads`` (native CPU only): ``None`` follows
     ``torch.get_num_threads()``, 0 uses every core. The native backend supports first-order gradients only.
     """
