@@ -4,9 +4,14 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "xmhash/isa.hpp"
+#include "xmhash/metrics.hpp"
+#include "xmhash/pairwise.hpp"
+#include "xmhash/pairwise_tiles_model.hpp"
+#include "xmhash/mih.hpp"
 #include "xmhash/parallel.hpp"
 #include "xmhash/search.hpp"
 #include "xmhash/select_by_units.hpp"
@@ -14,6 +19,7 @@
 
 #if defined(XMHASH_WITH_CUDA)
 #include "hamming.cuh"
+#include "pairwise.cuh"
 #endif
 
 namespace py = pybind11;
@@ -136,10 +142,260 @@ PYBIND11_MODULE(_core, m) {
       py::arg("kind"), py::arg("code_size"), py::arg("threads") = 0, py::arg("seconds") = 0.5);
 
   // ------------------------------------------------------------------ metrics
+  // Labels arrive normalised by xmhash.metrics: packed multi-hot rows (uint8, 2-D) or class ids (int64, 1-D).
+  auto retrieval_set = [](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl) {
+    Codes qv = codes_view(q, "q_codes"), dv = codes_view(db, "db_codes");
+    RetrievalSet set{qv.data, qv.n, dv.data, dv.n, common_width(qv, dv), Labels{}};
+    auto is = [](const py::array& a, py::dtype dt, int ndim) {
+      return a.dtype().is(dt) && a.ndim() == ndim && (a.flags() & py::array::c_style);
+    };
+    if (is(ql, py::dtype::of<std::uint8_t>(), 2) && is(dl, py::dtype::of<std::uint8_t>(), 2) &&
+        ql.shape(1) == dl.shape(1)) {
+      set.labels.q_bits = static_cast<const code_t*>(ql.data());
+      set.labels.db_bits = static_cast<const code_t*>(dl.data());
+      set.labels.label_bytes = static_cast<std::size_t>(ql.shape(1));
+    } else if (is(ql, py::dtype::of<std::int64_t>(), 1) && is(dl, py::dtype::of<std::int64_t>(), 1)) {
+      set.labels.q_class = static_cast<const std::int64_t*>(ql.data());
+      set.labels.db_class = static_cast<const std::int64_t*>(dl.data());
+    } else {
+      throw std::invalid_argument(
+          "labels must both be C-contiguous packed multi-hot rows (uint8, 2-D, same width) or class ids "
+          "(int64, 1-D)");
+    }
+    if (static_cast<std::size_t>(ql.shape(0)) != set.nq || static_cast<std::size_t>(dl.shape(0)) != set.nb)
+      throw std::invalid_argument("q_labels/db_labels must have one row per code of q_codes/db_codes");
+    return set;
+  };
+  auto parse_ties = [](const std::string& t) {
+    if (t == "index") return Ties::Index;
+    if (t == "average") return Ties::Average;
+    throw std::invalid_argument("ties must be 'index' or 'average', got '" + t + "'");
+  };
+
+  m.def(
+      "average_precision",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl, std::size_t k,
+          const std::string& ties, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        Ties t = parse_ties(ties);
+        py::array_t<double> ap(static_cast<py::ssize_t>(set.nq));
+        double* out = ap.mutable_data();
+        {
+          py::gil_scoped_release release;
+          average_precision(set, k, t, out, threads);
+        }
+        return ap;
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("k"),
+      py::arg("ties"), py::arg("threads") = 0);
+
+  m.def(
+      "precision_recall_at",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl,
+          const py::array_t<std::uint64_t, py::array::c_style>& ks, const std::string& ties, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        Ties t = parse_ties(ties);
+        if (ks.ndim() != 1) throw std::invalid_argument("ks must be 1-D");
+        const std::size_t nk = static_cast<std::size_t>(ks.shape(0));
+        std::vector<std::size_t> kv(ks.data(), ks.data() + nk);
+        py::array_t<double> prec({static_cast<py::ssize_t>(set.nq), static_cast<py::ssize_t>(nk)});
+        py::array_t<double> rec({static_cast<py::ssize_t>(set.nq), static_cast<py::ssize_t>(nk)});
+        double* p = prec.mutable_data();
+        double* r = rec.mutable_data();
+        {
+          py::gil_scoped_release release;
+          precision_recall_at(set, kv.data(), nk, t, p, r, threads);
+        }
+        return py::make_tuple(prec, rec);
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("ks"),
+      py::arg("ties"), py::arg("threads") = 0);
+
+  m.def(
+      "radius_curves",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        RadiusCurves c;
+        {
+          py::gil_scoped_release release;
+          c = radius_curves(set, threads);
+        }
+        py::dict out;
+        out["tp"] = to_numpy(std::move(c.tp));
+        out["retrieved"] = to_numpy(std::move(c.retrieved));
+        out["relevant"] = c.relevant;
+        out["precision_sum"] = to_numpy(std::move(c.precision_sum));
+        out["precision_count"] = to_numpy(std::move(c.precision_count));
+        out["recall_sum"] = to_numpy(std::move(c.recall_sum));
+        return out;
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("threads") = 0);
+
+  m.def(
+      "precision_within_radius",
+      [=](const CodesIn& q, const CodesIn& db, const py::array& ql, const py::array& dl, int radius, int threads) {
+        RetrievalSet set = retrieval_set(q, db, ql, dl);
+        py::array_t<double> prec(static_cast<py::ssize_t>(set.nq));
+        double* p = prec.mutable_data();
+        {
+          py::gil_scoped_release release;
+          precision_within_radius(set, radius, p, threads);
+        }
+        return prec;
+      },
+      py::arg("q_codes"), py::arg("db_codes"), py::arg("q_labels"), py::arg("db_labels"), py::arg("radius"),
+      py::arg("threads") = 0);
 
   // ------------------------------------------------------------------ pairwise loss
+  // pairwise_loss(a, b, labels_a, labels_b, ...) -> float; fills grad_a / grad_b when given (None skips them).
+  // One overload per dtype, without conversion: the Python layer hands over C-contiguous arrays of one dtype.
+  {
+    auto bind_pairwise = [&m](auto tag) {
+      using T = decltype(tag);
+      using ArrayT = py::array_t<T, py::array::c_style>;
+      using LabelsT = py::array_t<std::uint8_t, py::array::c_style>;
+      m.def(
+          "pairwise_loss",
+          [](const ArrayT& a, const ArrayT& b, const LabelsT& la, const LabelsT& lb, double scale,
+             double similarity_scale, double similar_weight, double dissimilar_weight, const std::string& variant,
+             bool mean, const py::object& grad_a, const py::object& grad_b, int threads) {
+            auto need = [](bool ok, const std::string& msg) {
+              if (!ok) throw std::invalid_argument(msg);
+            };
+            need(a.ndim() == 2 && b.ndim() == 2, "a and b must be 2-D arrays");
+            need(la.ndim() == 2 && lb.ndim() == 2, "labels_a and labels_b must be 2-D uint8 arrays of label bits");
+            const std::size_t n = a.shape(0), N = b.shape(0), d = a.shape(1);
+            need(static_cast<std::size_t>(b.shape(1)) == d,
+                 "a and b must have the same number of columns, got " + std::to_string(d) + " and " +
+                     std::to_string(b.shape(1)));
+            need(static_cast<std::size_t>(la.shape(0)) == n && static_cast<std::size_t>(lb.shape(0)) == N,
+                 "labels_a / labels_b must have one row per row of a / b");
+            need(la.shape(1) == lb.shape(1), "labels_a and labels_b must have the same number of label bytes");
+            need(variant == "nll" || variant == "squared", "variant must be 'nll' or 'squared', got '" + variant + "'");
+            auto out = [&](const py::object& g, std::size_t rows, const char* name) -> T* {
+              if (g.is_none()) return nullptr;
+              need(py::isinstance<ArrayT>(g), std::string(name) + " must be a C-contiguous array of the input dtype");
+              auto arr = py::reinterpret_borrow<ArrayT>(g);
+              need(arr.writeable() && arr.ndim() == 2 && static_cast<std::size_t>(arr.shape(0)) == rows &&
+                       static_cast<std::size_t>(arr.shape(1)) == d,
+                   std::string(name) + " must be a writeable array of the shape of its input");
+              return arr.mutable_data();
+            };
+            T* ga = out(grad_a, n, "grad_a");
+            T* gb = out(grad_b, N, "grad_b");
+            PairwiseOptions opt;
+            opt.scale = scale;
+            opt.similarity_scale = similarity_scale;
+            opt.similar_weight = similar_weight;
+            opt.dissimilar_weight = dissimilar_weight;
+            opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
+            opt.mean = mean;
+            opt.threads = threads;
+            const T *pa = a.data(), *pb = b.data();
+            const std::uint8_t *pla = la.data(), *plb = lb.data();
+            const std::size_t lbytes = la.shape(1);
+            py::gil_scoped_release release;
+            return pairwise_loss<T>(pa, n, pb, N, d, pla, plb, lbytes, opt, ga, gb);
+          },
+          py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("labels_a").noconvert(),
+          py::arg("labels_b").noconvert(), py::arg("scale"), py::arg("similarity_scale"), py::arg("similar_weight"),
+          py::arg("dissimilar_weight"), py::arg("variant"), py::arg("mean"), py::arg("grad_a"), py::arg("grad_b"),
+          py::arg("threads"));
+    };
+    bind_pairwise(float{});
+    bind_pairwise(double{});
+  }
 
   // ------------------------------------------------------------------ multi-index hashing
+  {
+    // The tables index codes the Python HammingIndex owns; every call passes those codes (validated here).
+    auto check_width = [](const MultiIndexHashing& self, const Codes& c, const char* name) {
+      if (c.width * 8 != static_cast<std::size_t>(self.nbits()))
+        throw std::invalid_argument(std::string(name) + " must have " + std::to_string(self.nbits()) +
+                                    " bits per code, got " + std::to_string(c.width * 8));
+    };
+    auto stats_dict = [](const MihStats& s) {
+      py::dict d;
+      d["method"] = method_name(s.used);
+      d["queries"] = s.queries;
+      d["probes"] = s.probes;
+      d["candidates"] = s.candidates;
+      d["mih_queries"] = s.mih_queries;
+      d["scan_queries"] = s.scan_queries;
+      d["sampled"] = s.sampled;
+      d["est_mih_ns"] = s.est_mih_ns;
+      d["est_scan_ns"] = s.est_scan_ns;
+      return d;
+    };
+    py::class_<MultiIndexHashing>(m, "MultiIndexHashing")
+        .def(py::init<int, int>(), py::arg("nbits"), py::arg("m") = 0)
+        .def(
+            "add",
+            [check_width](MultiIndexHashing& self, const CodesIn& db, int threads) {
+              Codes dv = codes_view(db, "database");
+              check_width(self, dv, "database");
+              py::gil_scoped_release release;
+              self.add(dv.data, dv.n, threads);
+            },
+            py::arg("database"), py::arg("threads") = 0)
+        .def("reset", [](MultiIndexHashing& self) {
+          py::gil_scoped_release release;
+          self.reset();
+        })
+        .def_property_readonly("nbits", &MultiIndexHashing::nbits)
+        .def_property_readonly("m", &MultiIndexHashing::m)
+        .def_property_readonly("ntotal", &MultiIndexHashing::ntotal)
+        .def_property_readonly("segment_sizes", &MultiIndexHashing::segment_sizes)
+        .def_property_readonly("segment_substrings", &MultiIndexHashing::segment_substrings)
+        .def_property_readonly("memory_bytes", &MultiIndexHashing::memory_bytes)
+        .def(
+            "range_search",
+            [check_width, stats_dict](const MultiIndexHashing& self, const CodesIn& q, const CodesIn& db, int radius,
+                                      int threads, std::size_t k, const std::string& method) {
+              Codes qv = codes_view(q, "queries"), dv = codes_view(db, "database");
+              check_width(self, qv, "queries");
+              check_width(self, dv, "database");
+              const SearchMethod how = parse_method(method);
+              MihStats st;
+              RangeResultData r;
+              {
+                py::gil_scoped_release release;
+                r = self.search(qv.data, qv.n, dv.data, dv.n, k, radius, threads, how, &st);
+              }
+              return py::make_tuple(range_to_python(std::move(r)), stats_dict(st));
+            },
+            py::arg("queries"), py::arg("database"), py::arg("radius"), py::arg("threads") = 0, py::arg("k") = 0,
+            py::arg("method") = "auto")
+        .def(
+            "knn",
+            [check_width, stats_dict](const MultiIndexHashing& self, const CodesIn& q, const CodesIn& db,
+                                      std::size_t k, int threads, const std::string& method) {
+              Codes qv = codes_view(q, "queries"), dv = codes_view(db, "database");
+              check_width(self, qv, "queries");
+              check_width(self, dv, "database");
+              const SearchMethod how = parse_method(method);
+              py::array_t<dist_t> D({static_cast<py::ssize_t>(qv.n), static_cast<py::ssize_t>(k)});
+              py::array_t<idx_t> I({static_cast<py::ssize_t>(qv.n), static_cast<py::ssize_t>(k)});
+              dist_t* d = D.mutable_data();
+              idx_t* ix = I.mutable_data();
+              MihStats st;
+              {
+                py::gil_scoped_release release;
+                self.knn(qv.data, qv.n, dv.data, dv.n, k, d, ix, threads, how, &st);
+              }
+              return py::make_tuple(D, I, stats_dict(st));
+            },
+            py::arg("queries"), py::arg("database"), py::arg("k"), py::arg("threads") = 0, py::arg("method") = "auto");
+    m.def("mih_auto_substrings", &auto_substrings, py::arg("nbits"), py::arg("n"));
+    m.def(
+        "mih_split_substrings",
+        [](int nbits, int m_) {
+          std::vector<std::pair<int, int>> out;
+          for (Substring s : split_substrings(nbits, m_)) out.emplace_back(s.start, s.len);
+          return out;
+        },
+        py::arg("nbits"), py::arg("m"));
+  }
 
   // ------------------------------------------------------------------ cuda
   // CPU model of the GPU selection (same shared logic, run sequentially): lets the CPU tests check it.
@@ -158,6 +414,62 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("queries"), py::arg("database"), py::arg("limit"), py::arg("k"), py::arg("units_per_query"),
       py::arg("min_chunk") = 0);
+
+  // CPU model of the GPU pairwise loss (pairwise_tiles.hpp run block by block): the CPU tests check it.
+  // Returns (loss, i_groups, j_groups); grad_a / grad_b (None skips) are written.
+  {
+    auto bind_model = [&m](auto tag) {
+      using T = decltype(tag);
+      using ArrayT = py::array_t<T, py::array::c_style>;
+      using LabelsT = py::array_t<std::uint8_t, py::array::c_style>;
+      m.def(
+          "_pairwise_tiles_model",
+          [](const ArrayT& a, const ArrayT& b, const LabelsT& la, const LabelsT& lb, double scale,
+             double similarity_scale, double similar_weight, double dissimilar_weight, const std::string& variant,
+             bool mean, const py::object& grad_a, const py::object& grad_b, std::size_t target_blocks,
+             std::size_t slot_budget) {
+            if (a.ndim() != 2 || b.ndim() != 2 || la.ndim() != 2 || lb.ndim() != 2 || a.shape(1) != b.shape(1) ||
+                la.shape(0) != a.shape(0) || lb.shape(0) != b.shape(0) || la.shape(1) != lb.shape(1))
+              throw std::invalid_argument("a (n, d), b (N, d), labels_a (n, L), labels_b (N, L) expected");
+            if (variant != "nll" && variant != "squared")
+              throw std::invalid_argument("variant must be 'nll' or 'squared', got '" + variant + "'");
+            const std::size_t n = a.shape(0), N = b.shape(0), d = a.shape(1);
+            auto out = [d](const py::object& g, std::size_t rows) -> T* {
+              if (g.is_none()) return nullptr;
+              if (!py::isinstance<ArrayT>(g))
+                throw std::invalid_argument("gradients must be C-contiguous arrays of the input's dtype");
+              auto arr = py::reinterpret_borrow<ArrayT>(g);
+              if (!arr.writeable() || arr.ndim() != 2 || static_cast<std::size_t>(arr.shape(0)) != rows ||
+                  static_cast<std::size_t>(arr.shape(1)) != d)
+                throw std::invalid_argument("gradients must be writeable arrays of their input's shape");
+              return arr.mutable_data();
+            };
+            T* ga = out(grad_a, n);
+            T* gb = out(grad_b, N);
+            PairwiseOptions opt;
+            opt.scale = scale;
+            opt.similarity_scale = similarity_scale;
+            opt.similar_weight = similar_weight;
+            opt.dissimilar_weight = dissimilar_weight;
+            opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
+            opt.mean = mean;
+            PairwiseTilesModelResult r;
+            {
+              py::gil_scoped_release release;
+              r = pairwise_tiles_model<T>(a.data(), n, b.data(), N, d, la.data(), lb.data(), la.shape(1), opt, ga,
+                                          gb, target_blocks, slot_budget);
+            }
+            return py::make_tuple(r.loss, r.i_groups, r.j_groups);
+          },
+          py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("labels_a").noconvert(),
+          py::arg("labels_b").noconvert(), py::arg("scale"), py::arg("similarity_scale"), py::arg("similar_weight"),
+          py::arg("dissimilar_weight"), py::arg("variant"), py::arg("mean"), py::arg("grad_a"), py::arg("grad_b"),
+          py::arg("target_blocks") = pairwise_tiles::kTargetBlocks,
+          py::arg("slot_budget") = pairwise_tiles::kSlotBudgetBytes);
+    };
+    bind_model(float{});
+    bind_model(double{});
+  }
 #if defined(XMHASH_WITH_CUDA)
   // Device buffers arrive as integer addresses (torch's data_ptr()) with their shapes, the CUDA device index
   // and a cudaStream_t address; python/xmhash/_cuda.py validates them. Launches are asynchronous.
@@ -265,5 +577,58 @@ PYBIND11_MODULE(_core, m) {
       py::arg("queries"), py::arg("nq"), py::arg("database"), py::arg("nb"), py::arg("code_size"),
       py::arg("q_labels"), py::arg("db_labels"), py::arg("label_bytes"), py::arg("q_class"), py::arg("db_class"),
       py::arg("n_at"), py::arg("r_at"), py::arg("device"), py::arg("stream"));
+
+  m.def(
+      "cuda_pairwise_workspace",
+      [=](std::size_t n, std::size_t N, std::size_t d, std::size_t element_bytes, bool want_grad_a,
+          bool want_grad_b) {
+        std::size_t bytes = 0;
+        check(xmhash_cuda_pairwise_workspace(n, N, d, element_bytes, want_grad_a, want_grad_b, &bytes),
+              "xmhash_cuda_pairwise_workspace");
+        return bytes;
+      },
+      py::arg("n"), py::arg("N"), py::arg("d"), py::arg("element_bytes"), py::arg("want_grad_a"),
+      py::arg("want_grad_b"));
+
+  // The fused pairwise loss: a, b (float32 or float64 as `dtype` says), label rows, outputs (loss: one element;
+  // grad_a / grad_b: 0 skips them) and workspace as device addresses; python/xmhash/nn/pairwise.py validates.
+  m.def(
+      "cuda_pairwise_loss",
+      [=](uptr a, uptr b, uptr labels_a, uptr labels_b, std::size_t n, std::size_t N, std::size_t d,
+          std::size_t label_bytes, const std::string& dtype, double scale, double similarity_scale,
+          double similar_weight, double dissimilar_weight, const std::string& variant, bool mean, uptr loss,
+          uptr grad_a, uptr grad_b, uptr ws, std::size_t ws_bytes, int device, uptr stream) {
+        if (dtype != "float32" && dtype != "float64")
+          throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+        if (variant != "nll" && variant != "squared")
+          throw std::invalid_argument("variant must be 'nll' or 'squared', got '" + variant + "'");
+        PairwiseOptions opt;
+        opt.scale = scale;
+        opt.similarity_scale = similarity_scale;
+        opt.similar_weight = similar_weight;
+        opt.dissimilar_weight = dissimilar_weight;
+        opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
+        opt.mean = mean;
+        py::gil_scoped_release release;
+        auto call = [&](auto* typed) {
+          using T = std::remove_pointer_t<decltype(typed)>;
+          auto p = [](uptr x) { return reinterpret_cast<T*>(x); };
+          if constexpr (std::is_same_v<T, float>)
+            return xmhash_cuda_pairwise_loss_f32(p(a), n, p(b), N, d, u8(labels_a), u8(labels_b), label_bytes, &opt,
+                                                 p(loss), p(grad_a), p(grad_b), reinterpret_cast<void*>(ws), ws_bytes,
+                                                 device, stream_of(stream));
+          else
+            return xmhash_cuda_pairwise_loss_f64(p(a), n, p(b), N, d, u8(labels_a), u8(labels_b), label_bytes, &opt,
+                                                 p(loss), p(grad_a), p(grad_b), reinterpret_cast<void*>(ws), ws_bytes,
+                                                 device, stream_of(stream));
+        };
+        check(dtype == "float32" ? call(static_cast<float*>(nullptr)) : call(static_cast<double*>(nullptr)),
+              "xmhash_cuda_pairwise_loss");
+      },
+      py::arg("a"), py::arg("b"), py::arg("labels_a"), py::arg("labels_b"), py::arg("n"), py::arg("N"), py::arg("d"),
+      py::arg("label_bytes"), py::arg("dtype"), py::arg("scale"), py::arg("similarity_scale"),
+      py::arg("similar_weight"), py::arg("dissimilar_weight"), py::arg("variant"), py::arg("mean"), py::arg("loss"),
+      py::arg("grad_a"), py::arg("grad_b"), py::arg("workspace"), py::arg("workspace_bytes"), py::arg("device"),
+      py::arg("stream"));
 #endif
 }

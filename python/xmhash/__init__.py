@@ -11,6 +11,7 @@ from ._native import build_info, get_isa, set_isa
 from .codes import pack, unpack
 from .index import HammingIndex
 from .search import RangeResult, cdist, knn, range_search, search
+from . import metrics  # numpy only; xmhash.plot stays opt-in (matplotlib)
 
 __version__ = build_info()["version"]
 

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo_search)
 
     _add_data_commands(sub)
+
+    from .train.cli import add_commands as add_training_commands  # train, ablate, sweep, encode, eval
+
+    add_training_commands(sub)
     return parser
 
 
@@ -130,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
         print(f"xmhash {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
