@@ -153,6 +153,14 @@ struct QueryCodes {
 };
 
 // Relevance: multi-hot rows of one word (<= 64 classes), of several words, or class ids.
+// 16 items as two halves of 8.
+#define XMHASH_GET16                                                                              \
+  template <bool Tail>                                                                            \
+  XMHASH_INLINE __mmask16 get16(std::size_t g, __mmask16 valid) const {                          \
+    return _mm512_kunpackb(get<Tail>(g + 8, static_cast<__mmask8>(valid >> 8)),                  \
+                           get<Tail>(g, static_cast<__mmask8>(valid)));                           \
+  }
+
 // Relevance (masked to `valid`): multi-hot rows of one word (<= 64 classes), of several words, or class ids.
 struct OneWordLabels {
   const u64* db;
@@ -164,6 +172,7 @@ struct OneWordLabels {
   XMHASH_INLINE __mmask8 get(std::size_t g, __mmask8 valid) const {
     return _mm512_test_epi64_mask(load8<Tail>(db + g, valid), qv);  // zero lanes are never relevant
   }
+  XMHASH_GET16
   bool at(std::size_t j) const { return (load1(db + j) & q) != 0; }
 };
 struct WordsLabels {
@@ -181,6 +190,7 @@ struct WordsLabels {
                                     _mm512_set1_epi64(static_cast<long long>(q[w])), 0xF8);
     return _mm512_test_epi64_mask(t, t);
   }
+  XMHASH_GET16
   bool at(std::size_t j) const {
     for (int w = 0; w < words; ++w)
       if (load1(db + w * stride + j) & q[w]) return true;
@@ -196,7 +206,29 @@ struct ClassLabels {
   XMHASH_INLINE __mmask8 get(std::size_t g, __mmask8 valid) const {
     return _mm512_mask_cmpeq_epi64_mask(valid, load8<Tail>(db + g, valid), qv);
   }
+  XMHASH_GET16
   bool at(std::size_t j) const { return db[j] == q; }
+};
+// Labels narrowed to 32 bits (LabelLayout::Words32 / Classes32): 16 items per test.
+template <bool kClasses>
+struct Labels32 {
+  const u32* db;
+  u32 q;
+  Labels32(const ScanSet& s, std::size_t qi) : db(s.db_labels32.data()), q(s.q_labels32[qi]) {}
+  template <bool Tail>
+  XMHASH_INLINE __mmask8 get(std::size_t g, __mmask8 valid) const {
+    const __m256i v = Tail ? _mm256_maskz_loadu_epi32(valid, db + g)
+                           : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(db + g));
+    const __m256i qv = _mm256_set1_epi32(static_cast<int>(q));
+    return kClasses ? _mm256_mask_cmpeq_epi32_mask(valid, v, qv) : _mm256_mask_test_epi32_mask(valid, v, qv);
+  }
+  template <bool Tail>
+  XMHASH_INLINE __mmask16 get16(std::size_t g, __mmask16 valid) const {
+    const __m512i v = Tail ? _mm512_maskz_loadu_epi32(valid, db + g) : _mm512_loadu_si512(db + g);
+    const __m512i qv = _mm512_set1_epi32(static_cast<int>(q));
+    return kClasses ? _mm512_mask_cmpeq_epi32_mask(valid, v, qv) : _mm512_mask_test_epi32_mask(valid, v, qv);
+  }
+  bool at(std::size_t j) const { return kClasses ? db[j] == q : (db[j] & q) != 0; }
 };
 
 // ---------------------------------------------------------------------------------------------- counts
@@ -283,7 +315,7 @@ bool rank_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::s
     constexpr bool kTail = decltype(tail)::value;
     const __mmask8 va = static_cast<__mmask8>(valid), vb = static_cast<__mmask8>(valid >> 8);
     const __m512i d0 = dist.template get<kTail>(g, va), d1 = dist.template get<kTail>(g + 8, vb);
-    const __mmask16 r = _mm512_kunpackb(rel.template get<kTail>(g + 8, vb), rel.template get<kTail>(g, va));
+    const __mmask16 r = rel.template get16<kTail>(g, valid);
     const __m512i dd = _mm512_permutex2var_epi16(d0, c.dup_d, d1);  // lane i: d_i | d_i << 16
     const __m512i same_before = _mm512_popcnt_epi32(_mm512_conflict_epi32(dd));
     __m512i found = _mm512_mask2_permutex2var_epi16(w16[0], dd, kEvenWords, w16[1]);  // w16[d] | d << 16
@@ -558,9 +590,14 @@ void scan_block(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
   out.r_at.assign(kQueryBlock * nbins, 0);
   auto by_labels = [&](auto words) {
     constexpr int W = decltype(words)::value;
-    if (s.label_words == 0) scan_with<W, ClassLabels>(s, q0, nq, req, out);
-    else if (s.label_words == 1) scan_with<W, OneWordLabels>(s, q0, nq, req, out);
-    else scan_with<W, WordsLabels>(s, q0, nq, req, out);
+    switch (s.labels) {
+      case LabelLayout::Classes: return scan_with<W, ClassLabels>(s, q0, nq, req, out);
+      case LabelLayout::Classes32: return scan_with<W, Labels32<true>>(s, q0, nq, req, out);
+      case LabelLayout::Words32: return scan_with<W, Labels32<false>>(s, q0, nq, req, out);
+      case LabelLayout::Words:
+        if (s.label_words == 1) return scan_with<W, OneWordLabels>(s, q0, nq, req, out);
+        return scan_with<W, WordsLabels>(s, q0, nq, req, out);
+    }
   };
   if (s.code_words == 1) by_labels(std::integral_constant<int, 1>{});
   else by_labels(std::integral_constant<int, 2>{});
