@@ -296,7 +296,8 @@ struct RankState {
 // Sweeps tile [t0, t1) for one query: appends (d << 16 | p) for every relevant item, p = items before it at its
 // distance within the epoch. Returns whether the top bin was hit: its items have no one-hot column, so the
 // counters grow by less than the tile. The caller then sweeps the tile again from the same state with kTop,
-// which also counts the top bin (one more compare per 16 items, and a branch where it occurs).
+// which also counts the top bin (one more compare per 16 items, and a branch where it occurs), and keeps kTop
+// for the query's later tiles.
 template <int W, bool kTop, class Rel>
 bool rank_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, RankState<W>& st,
                u32* entries, const Consts& c) {
@@ -409,7 +410,8 @@ double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* 
       next_epoch = e + 1 < ep.count ? ep.first[e + 1] : ~u64(0);
     }
     for (int q = 0; q < W; ++q)
-      cnt[q] = _mm512_add_epi8(cnt[q], _mm512_popcnt_epi8(transpose(q ? one_hot<1>(keep, d, c) : one_hot<0>(keep, d, c), c)));
+      cnt[q] = _mm512_add_epi8(
+          cnt[q], _mm512_popcnt_epi8(transpose(q ? one_hot<1>(keep, d, c) : one_hot<0>(keep, d, c), c)));
     if (t % kEntryChunk == kEntryChunk - 8)  // byte counters full: into the 32-bit ones
       for (int q = 0; q < W; ++q) {
         add_bytes_to_dwords(cnt[q], run32 + 4 * q);
@@ -435,9 +437,10 @@ double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* 
       acc = _mm512_mask_add_pd(acc, in, acc, _mm512_div_pd(_mm512_cvtepu64_pd(pos), _mm512_cvtepu64_pd(rank)));
       if (!kWholeRanking) hits += static_cast<u64>(__builtin_popcount(in));
     }
-    if (kRanks)
-      _mm512_mask_storeu_epi64(placed + t, valid,
-                               _mm512_or_si512(_mm512_slli_epi64(_mm512_sub_epi64(pos, _mm512_set1_epi64(1)), 32), rank));
+    if (kRanks) {  // (slot << 32 | rank), slot = pos - 1
+      const __m512i slot = _mm512_sub_epi64(pos, _mm512_set1_epi64(1));
+      _mm512_mask_storeu_epi64(placed + t, valid, _mm512_or_si512(_mm512_slli_epi64(slot, 32), rank));
+    }
   }
   if (kRanks)
     for (u64 t = 0; t < n_rel; ++t) ranks[placed[t] >> 32] = static_cast<u32>(placed[t]);
