@@ -89,6 +89,7 @@ def mirflickr_like():
 PEERS = {
     "xmhash, 1 thread": lambda c: xm.mean_average_precision(*c[:4], threads=1),
     "xmhash, 2 threads": lambda c: xm.mean_average_precision(*c[:4], threads=2),
+    "xmhash tie-aware, 1 thread": lambda c: xm.mean_average_precision(*c[:4], ties="average", threads=1),
     "xmhash tie-aware, 2 threads": lambda c: xm.mean_average_precision(*c[:4], ties="average", threads=2),
     "numpy calc_map float32": lambda c: calc_map(*c[4][np.float32]),
     "numpy calc_map float32 stable": lambda c: calc_map(*c[4][np.float32], kind="stable"),
@@ -100,7 +101,9 @@ PEERS = {
 @pytest.mark.parametrize("peer", list(PEERS))
 def test_map_vs_numpy_calc_map(benchmark, mirflickr_like, peer):
     fn = PEERS[peer]
-    rounds = 3 if peer.startswith("numpy") else 20
+    # Minimum of several rounds: on a shared machine the load comes and goes (numpy's peers, bound by memory
+    # bandwidth, suffer from it as much as xmhash does from losing a core).
+    rounds = (7 if FULL else 3) if peer.startswith("numpy") else 30
     with one_blas_thread() if peer.startswith("numpy") else contextlib.nullcontext():
         result = benchmark.pedantic(fn, args=(mirflickr_like,), rounds=rounds, warmup_rounds=1)
     assert 0.0 < result < 1.0

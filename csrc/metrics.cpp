@@ -226,8 +226,8 @@ void fused_rankings(const MetricsScan& scan, const RetrievalSet& set, const Rank
       scan.scan_block(scan_set, q0, nqb, req, o);
       for (int i = 0; i < nqb; ++i) {
         const std::size_t off = static_cast<std::size_t>(i) * nbins;
-        consume(task, q0 + i,
-                Ranking{&o.n_at[off], &o.r_at[off], nbins, req.ranks ? o.ranks[i].data() : nullptr, o.n_rel[i], o.ap[i]});
+        const std::uint32_t* ranks = req.ranks ? o.ranks[i].data() : nullptr;
+        consume(task, q0 + i, Ranking{&o.n_at[off], &o.r_at[off], nbins, ranks, o.n_rel[i], o.ap[i]});
       }
     }
   });

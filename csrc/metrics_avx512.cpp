@@ -1,23 +1,23 @@
 // AVX-512 fused retrieval-metric scans. This translation unit alone is compiled with AVX-512 F/BW/VL/DQ/CD,
 // VPOPCNTDQ, BITALG, VBMI and GFNI (CMakeLists.txt); metrics_scan_for() calls it only after checking the CPU.
 //
-// Items go 8 at a time, one per 64-bit lane, against one query:
+// The core trick, for 8 items in the 64-bit lanes of a vector against one query:
 //   d      = popcount(code ^ query)              the distance (codes of up to 64 bits: one word; up to 128: two)
 //   rel    = (labels & query labels) != 0        relevance, one mask bit per item
 //   hot    = 1 << d                              the distance as a one-hot row of 64 bins (page p: 1 << (d - 64p))
 //   bins   = transpose(hot)                      byte b = which of the 8 items are at distance b: a byte permute
 //                                                and a GF(2) affine 8x8 bit transpose per 64-bit lane
-//   popcount of each byte of bins                the 8 items' histogram, added to byte counters
-// Counts (ties averaged, radius curves) need only the histograms of all and of relevant items. Ranks (ties by
-// database index) need, for each relevant item, p = the number of items before it at its distance: the byte
-// counters of the current chunk (a byte permute indexed by d) + the earlier lanes of its group at the same
-// distance (conflict detection) + 16-bit counters of the earlier chunks of the epoch (a word permute); each
-// relevant item leaves one entry (d << 32 | p), compressed in index order. After the sweep the entries are put
-// in rank order without a sort: slot = relevant items at smaller distances + relevant items before it at its
-// distance (the same running-count machinery, run over the entries), rank = items at smaller distances + p + 1.
+//   popcount of each byte of bins                the 8 items' histogram over the distances
+// Counts (ties averaged, radius curves) need only the histograms of all and of relevant items (scan_counts).
+// Ranks (ties by database index) need, for each relevant item, p = the number of items before it at its
+// distance: the ranks sweep (scan_ranks) reads per-distance counters at each item's d, adds the earlier items of
+// its group at the same d (conflict detection) and leaves one 32-bit entry (d << 16 | p) per relevant item, in
+// index order. place_entries then puts the entries in the ranking without a sort, with the same counting run
+// over the entries, and sums AP in ap_add's order, so the results equal the generic path's to the bit.
 //
 // The one-hot rows cover bins 0..64W-1 (W code words); the top bin d = 64W (every bit differs) has no column.
-// Its items are counted as what is left over, and their entries get their p from a scalar rescan of the tile.
+// Its items are counted as what is left over; the ranks sweep gives their entries p from a counter of their own
+// (tiles that hold any are swept again by a variant that keeps it), and place_entries places them separately.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own placeholder vectors (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -36,17 +36,17 @@ namespace {
 using u64 = std::uint64_t;
 using u32 = std::uint32_t;
 
-constexpr std::size_t kTile = 4096;               // items per tile: a query block sweeps a tile while it is in L2
-constexpr std::size_t kCountChunk = 31 * 8;       // the same for the counts scan (at most 248 per byte)
-constexpr std::size_t kEpoch = 15 * kTile;        // items between flushes of the 16-bit counters (< 65536)
-constexpr std::size_t kEntryChunk = 16 * 8;       // entries between flushes of byte counters (rank ordering)
+constexpr std::size_t kTile = 4096;          // items per tile: a query block sweeps a tile while it is in L2
+constexpr std::size_t kEpoch = 15 * kTile;   // items per span of the 16-bit counters of the ranks sweep (< 65536)
+constexpr std::size_t kCountChunk = 31 * 8;  // items (or entries) per span of byte counters: at most 248 per byte
+constexpr std::size_t kEntryChunk = 16 * 8;  // entries per span of byte counters in place_entries
 
 #define XMHASH_INLINE inline __attribute__((always_inline))
 #define XMHASH_INLINE_LAMBDA __attribute__((always_inline))
 
 // ---------------------------------------------------------------------------------------------- bit tricks
 struct Consts {
-  __m512i transpose_idx, transpose_pairs_idx, dup_d, eye, one, low32;
+  __m512i transpose_idx, transpose_pairs_idx, dup_d, eye, one;
   Consts() {
     alignas(64) std::uint8_t idx[64], pairs[64];
     // Byte 7 - l of lane y <- byte y of lane l (reversed within the lane: the affine step reads rows backwards);
@@ -63,7 +63,6 @@ struct Consts {
     dup_d = _mm512_load_si512(dup);
     eye = _mm512_set1_epi64(static_cast<long long>(0x8040201008040201ULL));
     one = _mm512_set1_epi64(1);
-    low32 = _mm512_set1_epi64(0xFFFFFFFFLL);
   }
 };
 
@@ -153,6 +152,14 @@ struct QueryCodes {
 };
 
 // Relevance: multi-hot rows of one word (<= 64 classes), of several words, or class ids.
+// 16 items as two halves of 8.
+#define XMHASH_GET16                                                                              \
+  template <bool Tail>                                                                            \
+  XMHASH_INLINE __mmask16 get16(std::size_t g, __mmask16 valid) const {                          \
+    return _mm512_kunpackb(get<Tail>(g + 8, static_cast<__mmask8>(valid >> 8)),                  \
+                           get<Tail>(g, static_cast<__mmask8>(valid)));                           \
+  }
+
 // Relevance (masked to `valid`): multi-hot rows of one word (<= 64 classes), of several words, or class ids.
 struct OneWordLabels {
   const u64* db;
@@ -164,6 +171,7 @@ struct OneWordLabels {
   XMHASH_INLINE __mmask8 get(std::size_t g, __mmask8 valid) const {
     return _mm512_test_epi64_mask(load8<Tail>(db + g, valid), qv);  // zero lanes are never relevant
   }
+  XMHASH_GET16
   bool at(std::size_t j) const { return (load1(db + j) & q) != 0; }
 };
 struct WordsLabels {
@@ -181,6 +189,7 @@ struct WordsLabels {
                                     _mm512_set1_epi64(static_cast<long long>(q[w])), 0xF8);
     return _mm512_test_epi64_mask(t, t);
   }
+  XMHASH_GET16
   bool at(std::size_t j) const {
     for (int w = 0; w < words; ++w)
       if (load1(db + w * stride + j) & q[w]) return true;
@@ -196,7 +205,29 @@ struct ClassLabels {
   XMHASH_INLINE __mmask8 get(std::size_t g, __mmask8 valid) const {
     return _mm512_mask_cmpeq_epi64_mask(valid, load8<Tail>(db + g, valid), qv);
   }
+  XMHASH_GET16
   bool at(std::size_t j) const { return db[j] == q; }
+};
+// Labels narrowed to 32 bits (LabelLayout::Words32 / Classes32): 16 items per test.
+template <bool kClasses>
+struct Labels32 {
+  const u32* db;
+  u32 q;
+  Labels32(const ScanSet& s, std::size_t qi) : db(s.db_labels32.data()), q(s.q_labels32[qi]) {}
+  template <bool Tail>
+  XMHASH_INLINE __mmask8 get(std::size_t g, __mmask8 valid) const {
+    const __m256i v = Tail ? _mm256_maskz_loadu_epi32(valid, db + g)
+                           : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(db + g));
+    const __m256i qv = _mm256_set1_epi32(static_cast<int>(q));
+    return kClasses ? _mm256_mask_cmpeq_epi32_mask(valid, v, qv) : _mm256_mask_test_epi32_mask(valid, v, qv);
+  }
+  template <bool Tail>
+  XMHASH_INLINE __mmask16 get16(std::size_t g, __mmask16 valid) const {
+    const __m512i v = Tail ? _mm512_maskz_loadu_epi32(valid, db + g) : _mm512_loadu_si512(db + g);
+    const __m512i qv = _mm512_set1_epi32(static_cast<int>(q));
+    return kClasses ? _mm512_mask_cmpeq_epi32_mask(valid, v, qv) : _mm512_mask_test_epi32_mask(valid, v, qv);
+  }
+  bool at(std::size_t j) const { return kClasses ? db[j] == q : (db[j] & q) != 0; }
 };
 
 // ---------------------------------------------------------------------------------------------- counts
@@ -208,6 +239,7 @@ struct CountState {
   u64 rel_total;
 };
 
+// Sweeps tile [t0, t1) for one query into its histograms (byte counters, moved out every kCountChunk items).
 template <int W, class Rel>
 void count_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, CountState<W>& st,
                 const Consts& c) {
@@ -258,14 +290,18 @@ struct RankState {
   alignas(64) std::uint16_t w16[64 * W];  // items per bin in the current epoch
   u64 n_out = 0;                          // entries written
   u32 top_count = 0;                      // items in the top bin in the current epoch
+  bool top_seen = false;                  // some tile held top-bin items
 };
 
 // Sweeps tile [t0, t1) for one query: appends (d << 16 | p) for every relevant item, p = items before it at its
-// distance within the epoch. Returns whether the top bin was hit (its items have no one-hot column, so the
-// counters grow by less than the tile): then fix_top_entries must set those entries.
-template <int W, class Rel>
+// distance within the epoch. Returns whether the top bin was hit: its items have no one-hot column, so the
+// counters grow by less than the tile. The caller then sweeps the tile again from the same state with kTop,
+// which also counts the top bin (one more compare per 16 items, and a branch where it occurs), and keeps kTop
+// for the query's later tiles.
+template <int W, bool kTop, class Rel>
 bool rank_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, RankState<W>& st,
                u32* entries, const Consts& c) {
+  constexpr u32 kTopD = 64 * W;
   __m512i w16[2 * W];
   for (int k = 0; k < 2 * W; ++k) w16[k] = _mm512_load_si512(st.w16 + 32 * k);
   auto counted = [&] {  // sum of the (unsigned) counters: low and high bytes summed separately
@@ -283,13 +319,20 @@ bool rank_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::s
     constexpr bool kTail = decltype(tail)::value;
     const __mmask8 va = static_cast<__mmask8>(valid), vb = static_cast<__mmask8>(valid >> 8);
     const __m512i d0 = dist.template get<kTail>(g, va), d1 = dist.template get<kTail>(g + 8, vb);
-    const __mmask16 r = _mm512_kunpackb(rel.template get<kTail>(g + 8, vb), rel.template get<kTail>(g, va));
+    const __mmask16 r = rel.template get16<kTail>(g, valid);
     const __m512i dd = _mm512_permutex2var_epi16(d0, c.dup_d, d1);  // lane i: d_i | d_i << 16
     const __m512i same_before = _mm512_popcnt_epi32(_mm512_conflict_epi32(dd));
     __m512i found = _mm512_mask2_permutex2var_epi16(w16[0], dd, kEvenWords, w16[1]);  // w16[d] | d << 16
     if constexpr (W == 2)
       found = _mm512_mask_blend_epi32(_mm512_test_epi32_mask(dd, _mm512_set1_epi32(64)), found,
                                       _mm512_mask2_permutex2var_epi16(w16[2], dd, kEvenWords, w16[3]));
+    if (kTop) {  // top-bin lanes: their own counter, plus the earlier top-bin lanes of the group
+      const __mmask16 top = _mm512_cmpeq_epi32_mask(dd, _mm512_set1_epi32(static_cast<int>(kTopD << 16 | kTopD)));
+      if (top) {
+        found = _mm512_mask_mov_epi32(found, top, _mm512_set1_epi32(static_cast<int>(kTopD << 16 | st.top_count)));
+        st.top_count += static_cast<u32>(__builtin_popcount(top & valid));
+      }
+    }
     _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(r, _mm512_add_epi32(found, same_before)));
     out += __builtin_popcount(r);
     for (int p = 0; p < W; ++p) {
@@ -306,21 +349,6 @@ bool rank_tile(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::s
   for (int k = 0; k < 2 * W; ++k) _mm512_store_si512(st.w16 + 32 * k, w16[k]);
   st.n_out = static_cast<u64>(out - entries);
   return top_hit;
-}
-
-// Scalar rescan of a tile whose sweep met the top bin d = 64W: sets those entries' p and counts the bin.
-template <int W, class Rel>
-void fix_top_entries(const QueryCodes<W>& dist, const Rel& rel, std::size_t t0, std::size_t t1, u32* entries,
-                     u64 first, u32& top_count) {
-  const u32 top = 64 * W;
-  for (std::size_t j = t0; j < t1; ++j) {
-    const bool is_top = dist.at(j) == static_cast<int>(top);
-    if (rel.at(j)) {
-      if (is_top) entries[first] = top << 16 | top_count;
-      ++first;
-    }
-    top_count += is_top;
-  }
 }
 
 // Per-query bookkeeping of the epochs (16-bit counter spans).
@@ -382,7 +410,8 @@ double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* 
       next_epoch = e + 1 < ep.count ? ep.first[e + 1] : ~u64(0);
     }
     for (int q = 0; q < W; ++q)
-      cnt[q] = _mm512_add_epi8(cnt[q], _mm512_popcnt_epi8(transpose(q ? one_hot<1>(keep, d, c) : one_hot<0>(keep, d, c), c)));
+      cnt[q] = _mm512_add_epi8(
+          cnt[q], _mm512_popcnt_epi8(transpose(q ? one_hot<1>(keep, d, c) : one_hot<0>(keep, d, c), c)));
     if (t % kEntryChunk == kEntryChunk - 8)  // byte counters full: into the 32-bit ones
       for (int q = 0; q < W; ++q) {
         add_bytes_to_dwords(cnt[q], run32 + 4 * q);
@@ -408,9 +437,10 @@ double place_entries(const u32* entries, u64 n_rel, const u32* n_at, const u32* 
       acc = _mm512_mask_add_pd(acc, in, acc, _mm512_div_pd(_mm512_cvtepu64_pd(pos), _mm512_cvtepu64_pd(rank)));
       if (!kWholeRanking) hits += static_cast<u64>(__builtin_popcount(in));
     }
-    if (kRanks)
-      _mm512_mask_storeu_epi64(placed + t, valid,
-                               _mm512_or_si512(_mm512_slli_epi64(_mm512_sub_epi64(pos, _mm512_set1_epi64(1)), 32), rank));
+    if (kRanks) {  // (slot << 32 | rank), slot = pos - 1
+      const __m512i slot = _mm512_sub_epi64(pos, _mm512_set1_epi64(1));
+      _mm512_mask_storeu_epi64(placed + t, valid, _mm512_or_si512(_mm512_slli_epi64(slot, 32), rank));
+    }
   }
   if (kRanks)
     for (u64 t = 0; t < n_rel; ++t) ranks[placed[t] >> 32] = static_cast<u32>(placed[t]);
@@ -511,9 +541,16 @@ void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
       std::vector<u32>& ent = out.entries[i];
       const std::size_t need = st[i].n_out + (t1 - t0) + 16;  // the compressed stores write whole vectors
       if (ent.size() < need) ent.resize(std::min(s.nb + 16, std::max(need, 2 * ent.size())));
-      const u64 first = st[i].n_out;
-      if (rank_tile<W>(dist, rel, t0, t1, st[i], ent.data(), c))
-        fix_top_entries<W>(dist, rel, t0, t1, ent.data(), first, st[i].top_count);
+      if (st[i].top_seen) {  // this query meets the top bin: keep the variant that counts it
+        rank_tile<W, true>(dist, rel, t0, t1, st[i], ent.data(), c);
+      } else {
+        const RankState<W> before = st[i];
+        if (rank_tile<W, false>(dist, rel, t0, t1, st[i], ent.data(), c)) {
+          st[i] = before;
+          st[i].top_seen = true;
+          rank_tile<W, true>(dist, rel, t0, t1, st[i], ent.data(), c);
+        }
+      }
       if (t1 % kEpoch == 0 || t1 == s.nb) {  // close the epoch: its counts move out
         const std::size_t e = (t1 - 1) / kEpoch;
         u32* n = out.epoch_counts.data() + (i * n_epochs + e) * kStride;
@@ -558,9 +595,14 @@ void scan_block(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
   out.r_at.assign(kQueryBlock * nbins, 0);
   auto by_labels = [&](auto words) {
     constexpr int W = decltype(words)::value;
-    if (s.label_words == 0) scan_with<W, ClassLabels>(s, q0, nq, req, out);
-    else if (s.label_words == 1) scan_with<W, OneWordLabels>(s, q0, nq, req, out);
-    else scan_with<W, WordsLabels>(s, q0, nq, req, out);
+    switch (s.labels) {
+      case LabelLayout::Classes: return scan_with<W, ClassLabels>(s, q0, nq, req, out);
+      case LabelLayout::Classes32: return scan_with<W, Labels32<true>>(s, q0, nq, req, out);
+      case LabelLayout::Words32: return scan_with<W, Labels32<false>>(s, q0, nq, req, out);
+      case LabelLayout::Words:
+        if (s.label_words == 1) return scan_with<W, OneWordLabels>(s, q0, nq, req, out);
+        return scan_with<W, WordsLabels>(s, q0, nq, req, out);
+    }
   };
   if (s.code_words == 1) by_labels(std::integral_constant<int, 1>{});
   else by_labels(std::integral_constant<int, 2>{});

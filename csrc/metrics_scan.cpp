@@ -1,6 +1,7 @@
 #include "xmhash/metrics_scan.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "xmhash/isa.hpp"
@@ -60,10 +61,30 @@ ScanSet make_scan_set(const RetrievalSet& set) {
   s.db_codes = planes(set.db, set.code_size, s.code_words, s.owned_codes);
   row_words(set.q, set.nq, set.code_size, s.code_words, s.q_codes);
   if (set.labels.q_class) {
-    s.db_class = set.labels.db_class;
-    s.q_class = set.labels.q_class;
+    const std::int64_t* q = set.labels.q_class;
+    const std::int64_t* db = set.labels.db_class;
+    auto narrow = [](std::int64_t v) { return v >= INT32_MIN && v <= INT32_MAX; };
+    if (std::all_of(q, q + set.nq, narrow) && std::all_of(db, db + set.nb, narrow)) {
+      s.labels = LabelLayout::Classes32;
+      s.db_labels32.assign(db, db + set.nb);  // two's complement: equal as int64 iff equal as uint32
+      s.q_labels32.assign(q, q + set.nq);
+    } else {
+      s.labels = LabelLayout::Classes;
+      s.db_class = db;
+      s.q_class = q;
+    }
+  } else if (set.labels.label_bytes <= 4) {
+    const std::size_t lb = set.labels.label_bytes;
+    s.labels = LabelLayout::Words32;
+    auto rows = [lb](const code_t* src, std::size_t n, std::vector<std::uint32_t>& dst) {
+      dst.assign(n, 0);
+      for (std::size_t j = 0; j < n; ++j) std::memcpy(&dst[j], src + j * lb, lb);
+    };
+    rows(set.labels.db_bits, set.nb, s.db_labels32);
+    rows(set.labels.q_bits, set.nq, s.q_labels32);
   } else {
     const std::size_t lb = set.labels.label_bytes;
+    s.labels = LabelLayout::Words;
     s.label_words = static_cast<int>((lb + 7) / 8);
     s.db_labels = planes(set.labels.db_bits, lb, s.label_words, s.owned_labels);
     row_words(set.labels.q_bits, set.nq, lb, s.label_words, s.q_labels);

@@ -299,6 +299,21 @@ def test_large_databases_match_reference(isa, nb, nbytes, kind, n_classes, densi
         np.testing.assert_allclose(curve.recall, recall, rtol=1e-12)
 
 
+@pytest.mark.parametrize("offset", [0, -(2**31) - 3, 2**40])
+def test_class_ids_beyond_int32(isa, offset):
+    """Class ids are compared as int64 whatever their size (the fused scans narrow them only when they fit)."""
+    rng = np.random.default_rng(5)
+    q, db, ql, dl = planted_case(rng, 4, 5_003, 8, "class")
+    ql, dl = ql + offset, dl + offset
+    D, REL = ref_cdist(q, db), relevance(ql, dl)
+    for k in (None, 100):
+        want = [ref_ap(D[i], REL[i], k) for i in range(len(q))]
+        np.testing.assert_allclose(xm.mean_average_precision(q, db, ql, dl, k=k, per_query=True), want, rtol=1e-12)
+    want = [ref_ap_tie(D[i], REL[i]) for i in range(len(q))]
+    np.testing.assert_allclose(xm.mean_average_precision(q, db, ql, dl, ties="average", per_query=True), want,
+                               rtol=1e-10)
+
+
 @pytest.mark.parametrize("nb, nbytes, kind, n_classes, density", LARGE[:6])
 def test_code_paths_agree_to_the_bit(nb, nbytes, kind, n_classes, density):
     """Every CPU path returns the same bits: AP by index sums its terms in one fixed order everywhere."""

@@ -1,8 +1,9 @@
 // Retrieval metrics of a Hamming ranking: mAP (whole ranking, top-window @K, tie-aware), precision/recall at
 // cut-offs, precision-recall by lookup radius. Each query is ranked against the whole database, streamed tile
-// by tile through the active ISA's cdist kernel and reduced on the fly to per-distance counts (and, for ties
-// broken by database index, the ranks of its relevant items), so memory is O(threads x database), never
-// O(queries x database). The per-query arithmetic is in ap_math.hpp.
+// by tile through the active ISA's fused metric scan (metrics_scan.hpp) or, where there is none, its cdist
+// kernel, and reduced on the fly to per-distance counts (and, for ties broken by database index, the ranks of
+// its relevant items), so memory is O(threads x database), never O(queries x database). The per-query
+// arithmetic is in ap_math.hpp; every path returns the same bits.
 #pragma once
 #include <cstddef>
 #include <cstdint>

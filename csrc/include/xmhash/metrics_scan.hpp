@@ -16,16 +16,22 @@ namespace xmhash {
 // Database rows are word-planar: 64-bit word w of item j at [w * nb + j], zero-padded to whole words. Rows that
 // already are one whole word (64-bit codes, 57..64 classes, class ids) are read in place; others are copied
 // (O(database) memory). Query rows are row-major copies: word w of query i at [i * words + w].
+// Labels that fit 32 bits (multi-hot rows of at most 32 classes, class ids within int32) are narrowed: one
+// 32-bit lane per item tests 16 items per instruction.
+enum class LabelLayout { Words, Words32, Classes, Classes32 };
+
 struct ScanSet {
   std::size_t nq = 0, nb = 0;
   int nbits = 0;        // code_size * 8; distances are 0..nbits
   int code_words = 0;   // 64-bit words per code
-  int label_words = 0;  // 64-bit words per multi-hot label row; 0 for class ids
+  LabelLayout labels = LabelLayout::Words;
+  int label_words = 0;  // Words: 64-bit words per multi-hot label row
   const std::uint64_t* db_codes = nullptr;  // may be unaligned: read with unaligned loads only
   const std::uint64_t* db_labels = nullptr;
   const std::int64_t* db_class = nullptr;
   const std::int64_t* q_class = nullptr;
   std::vector<std::uint64_t> q_codes, q_labels;
+  std::vector<std::uint32_t> db_labels32, q_labels32;    // Words32 rows or Classes32 ids
   std::vector<std::uint64_t> owned_codes, owned_labels;  // storage behind db_codes / db_labels when copied
 };
 
