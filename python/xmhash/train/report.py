@@ -130,6 +130,11 @@ def write_report(runs: list[dict], out, *, title: str = "xmhash training report"
           "by database index, when different. Relevant = shares at least one label. The model of every run was "
           "selected on the validation split (validation queries against the training items), never on the "
           "query set.", ""]
+    data = runs[0].get("data")
+    if data:
+        md += [f"Data: `{data['path']}` — {data['n_query']:,} queries, {data['n_retrieval']:,} retrieval items, "
+               f"{data['n_train']:,} training items ({data['n_val']:,} more for validation). Each run's full "
+               "configuration is its `config.toml`.", ""]
     if notes:
         md += [notes, ""]
     md += ["## mAP@all", "", table, "", "## Training", "", *train_rows, ""]
