@@ -93,11 +93,14 @@ def _figures(runs: list[dict], out: Path) -> list[str]:
     written = []
     try:
         for d, name in DIRECTIONS:
-            pr = {(m.get("label") or method_label(m), m["bits"]): m["test"][d]["pr_by_radius"] for m in runs}
-            plot.plot_pr_by_radius(pr, out / f"pr_by_radius_{d}.png", title=f"{name}: precision-recall by Hamming radius")
-            pn = {(m.get("label") or method_label(m), m["bits"]): {"n": m["test"][d]["precision_at_k"]["k"],
-                                                                     "precision": m["test"][d]["precision_at_k"]["precision"]}
-                  for m in runs}
+            pr, pn = {}, {}
+            for m in runs:
+                key = (m.get("label") or method_label(m), m["bits"])
+                pr[key] = m["test"][d]["pr_by_radius"]
+                pk = m["test"][d]["precision_at_k"]
+                pn[key] = {"n": pk["k"], "precision": pk["precision"]}
+            plot.plot_pr_by_radius(pr, out / f"pr_by_radius_{d}.png",
+                                   title=f"{name}: precision-recall by Hamming radius")
             plot.plot_precision_at_n(pn, out / f"precision_at_n_{d}.png", title=f"{name}: precision@N")
             written += [f"pr_by_radius_{d}.png", f"precision_at_n_{d}.png"]
         curves = {(m.get("label") or method_label(m), m["bits"]):
