@@ -38,6 +38,9 @@ def collect_runs(root) -> list[dict]:
         if "test" in m:
             m["run_dir"] = str(p.parent)
             runs.append(m)
+    # SSAH and its variants first, then DCMH; code lengths increasing
+    runs.sort(key=lambda m: (m["method"] != "ssah", m.get("ablation", "none"), m.get("variant", "paper"),
+                             m["bits"]))
     return runs
 
 
