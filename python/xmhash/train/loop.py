@@ -210,6 +210,8 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
                "run": cfg.run_name, "best_epoch": (state["best"] or {}).get("epoch"),
                "val_map": (state["best"] or {}).get("val_map"), "train_seconds": state["train_seconds"],
                "epochs": epochs, "test": test,
+               "data": {"path": cfg.data.path, "n_train": td.n_train, "n_val": len(td.val),
+                        "n_query": len(td.query), "n_retrieval": len(td.retrieval)},
                "curve": [{k: r[k] for k in ("epoch", "train_seconds", "val_map_i2t", "val_map_t2i", "val_map")
                           if k in r} for r in state["history"]]}
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -38,6 +38,9 @@ def collect_runs(root) -> list[dict]:
         if "test" in m:
             m["run_dir"] = str(p.parent)
             runs.append(m)
+    # SSAH and its variants first, then DCMH; code lengths increasing
+    runs.sort(key=lambda m: (m["method"] != "ssah", m.get("ablation", "none"), m.get("variant", "paper"),
+                             m["bits"]))
     return runs
 
 
@@ -93,11 +96,14 @@ def _figures(runs: list[dict], out: Path) -> list[str]:
     written = []
     try:
         for d, name in DIRECTIONS:
-            pr = {(m.get("label") or method_label(m), m["bits"]): m["test"][d]["pr_by_radius"] for m in runs}
-            plot.plot_pr_by_radius(pr, out / f"pr_by_radius_{d}.png", title=f"{name}: precision-recall by Hamming radius")
-            pn = {(m.get("label") or method_label(m), m["bits"]): {"n": m["test"][d]["precision_at_k"]["k"],
-                                                                     "precision": m["test"][d]["precision_at_k"]["precision"]}
-                  for m in runs}
+            pr, pn = {}, {}
+            for m in runs:
+                key = (m.get("label") or method_label(m), m["bits"])
+                pr[key] = m["test"][d]["pr_by_radius"]
+                pk = m["test"][d]["precision_at_k"]
+                pn[key] = {"n": pk["k"], "precision": pk["precision"]}
+            plot.plot_pr_by_radius(pr, out / f"pr_by_radius_{d}.png",
+                                   title=f"{name}: precision-recall by Hamming radius")
             plot.plot_precision_at_n(pn, out / f"precision_at_n_{d}.png", title=f"{name}: precision@N")
             written += [f"pr_by_radius_{d}.png", f"precision_at_n_{d}.png"]
         curves = {(m.get("label") or method_label(m), m["bits"]):
@@ -130,6 +136,11 @@ def write_report(runs: list[dict], out, *, title: str = "xmhash training report"
           "by database index, when different. Relevant = shares at least one label. The model of every run was "
           "selected on the validation split (validation queries against the training items), never on the "
           "query set.", ""]
+    data = runs[0].get("data")
+    if data:
+        md += [f"Data: `{data['path']}` — {data['n_query']:,} queries, {data['n_retrieval']:,} retrieval items, "
+               f"{data['n_train']:,} training items ({data['n_val']:,} more for validation). Each run's full "
+               "configuration is its `config.toml`.", ""]
     if notes:
         md += [notes, ""]
     md += ["## mAP@all", "", table, "", "## Training", "", *train_rows, ""]
