@@ -269,10 +269,13 @@ int auto_substrings(int nbits, std::size_t n) {
       break;
     }
   }
-  // k-NN radius small against the code: tables that also serve k-NN (about 32 codes per bucket); else tables for
-  // radius searches (about 4 codes per bucket: fewer probes), k-NN being left to the scan.
-  const double shorter = r10 <= 0.28 * nbits ? 5.0 : 2.0;
-  const int m = static_cast<int>(std::lround(nbits / std::max(4.0, logn - shorter)));
+  // Substring length. k-NN radius small against the code: tables that also serve k-NN, whose steps are shared by
+  // the queries of a batch, so large buckets pay (log2(n) - 10 bits, at least 13 and at most log2(n) - 5: 64-bit
+  // codes get m = 5 from 0.1M to 19M codes). Otherwise the scan answers k-NN and the tables serve radius searches:
+  // log2(n) - 2 bits, about 4 codes per bucket.
+  double len = logn - 2.0;
+  if (r10 <= 0.28 * nbits) len = std::min(std::max(13.0, logn - 10.0), logn - 5.0);
+  const int m = static_cast<int>(std::lround(nbits / std::max(4.0, len)));
   return std::clamp(m, min_substrings(nbits), max_substrings(nbits));
 }
 
