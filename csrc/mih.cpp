@@ -32,6 +32,8 @@ constexpr std::uint32_t kVerifyChunk = 2048;
 // longer runs).
 constexpr std::size_t kPrefetchRuns = 4;
 constexpr std::size_t kPrefetchBytes = 4096;
+// Sorted probes whose directory entry is prefetched ahead of its lookup.
+constexpr std::size_t kPrefetchPairs = 16;
 // (query, probe) pairs sorted at once; a step with more is processed in pieces.
 constexpr std::size_t kMaxPairs = std::size_t(1) << 22;
 // Queries searched together (bounds the per-query state and lets every step share bucket reads).
@@ -759,6 +761,7 @@ class Engine {
     queries_.resize(pairs_.size());
     for (std::size_t p = 0; p < pairs_.size();) {
       const std::uint64_t key = pairs_[p] >> 32;
+      if (p + kPrefetchPairs < pairs_.size()) __builtin_prefetch(tab.offsets.data() + (pairs_[p + kPrefetchPairs] >> 32));
       std::size_t r = p;
       while (r < pairs_.size() && (pairs_[r] >> 32) == key) {
         queries_[r] = static_cast<std::uint32_t>(pairs_[r]);
