@@ -32,6 +32,10 @@ constexpr std::uint32_t kVerifyChunk = 2048;
 // longer runs).
 constexpr std::size_t kPrefetchRuns = 4;
 constexpr std::size_t kPrefetchBytes = 4096;
+// Codes shorter than this many bits use the histogram selection of a k-NN query's first step.
+constexpr int kMaxHist = 1024;
+// Sorted probes whose directory entry is prefetched ahead of its lookup.
+constexpr std::size_t kPrefetchPairs = 16;
 // (query, probe) pairs sorted at once; a step with more is processed in pieces.
 constexpr std::size_t kMaxPairs = std::size_t(1) << 22;
 // Queries searched together (bounds the per-query state and lets every step share bucket reads).
@@ -269,10 +273,13 @@ int auto_substrings(int nbits, std::size_t n) {
       break;
     }
   }
-  // k-NN radius small against the code: tables that also serve k-NN (about 32 codes per bucket); else tables for
-  // radius searches (about 4 codes per bucket: fewer probes), k-NN being left to the scan.
-  const double shorter = r10 <= 0.28 * nbits ? 5.0 : 2.0;
-  const int m = static_cast<int>(std::lround(nbits / std::max(4.0, logn - shorter)));
+  // Substring length. k-NN radius small against the code: tables that also serve k-NN, whose steps are shared by
+  // the queries of a batch, so large buckets pay (log2(n) - 10 bits, at least 13 and at most log2(n) - 5: 64-bit
+  // codes get m = 5 from 0.1M to 19M codes). Otherwise the scan answers k-NN and the tables serve radius searches:
+  // log2(n) - 2 bits, about 4 codes per bucket.
+  double len = logn - 2.0;
+  if (r10 <= 0.28 * nbits) len = std::min(std::max(13.0, logn - 10.0), logn - 5.0);
+  const int m = static_cast<int>(std::lround(nbits / std::max(4.0, len)));
   return std::clamp(m, min_substrings(nbits), max_substrings(nbits));
 }
 
@@ -756,6 +763,7 @@ class Engine {
     queries_.resize(pairs_.size());
     for (std::size_t p = 0; p < pairs_.size();) {
       const std::uint64_t key = pairs_[p] >> 32;
+      if (p + kPrefetchPairs < pairs_.size()) __builtin_prefetch(tab.offsets.data() + (pairs_[p + kPrefetchPairs] >> 32));
       std::size_t r = p;
       while (r < pairs_.size() && (pairs_[r] >> 32) == key) {
         queries_[r] = static_cast<std::uint32_t>(pairs_[r]);
@@ -891,8 +899,30 @@ class Engine {
           const std::size_t first = ws.hits.size();
           const std::uint32_t a = block[j];
           const std::uint64_t* qk = qkeys_.data() + a * sub_at_.back() + sub_at_[g];
+          const std::uint32_t* rels = kb.rel.data() + std::size_t(j) * kVerifyChunk;
+          const std::uint16_t* dists = kb.dist.data() + std::size_t(j) * kVerifyChunk;
+          if (i == 0 && sd == 0 && k_ && count[j] > k_ && nbits_ < kMaxHist) {
+            // First step of a k-NN query: nothing was seen before and every code passes the open threshold, so
+            // keep the k best by a histogram of the distances (ties: the first positions, i.e. the smaller ids).
+            std::uint32_t hist[kMaxHist] = {0};
+            for (std::uint32_t h = 0; h < count[j]; ++h) ++hist[dists[h]];
+            int dk = 0;
+            for (std::size_t cum = 0; (cum += hist[dk]) < k_; ++dk) {
+            }
+            std::size_t at_dk = k_;
+            for (int d = 0; d < dk; ++d) at_dk -= hist[d];
+            for (std::uint32_t h = 0; h < count[j]; ++h) {
+              const int d = dists[h];
+              if (d > dk || (d == dk && at_dk == 0)) continue;
+              if (d == dk) --at_dk;
+              ws.hits.push_back({a, (std::uint64_t(d) << kIdBits) | (b + rels[h])});
+            }
+            for (std::size_t h = first; h < ws.hits.size(); ++h)
+              __builtin_prefetch(t.ids.data() + (ws.hits[h].packed & kIdMask));
+            continue;
+          }
           for (std::uint32_t h = 0; h < count[j]; ++h) {
-            const std::uint32_t rel = kb.rel[std::size_t(j) * kVerifyChunk + h];
+            const std::uint32_t rel = rels[h];
             const code_t* c = codes + std::size_t(rel) * cs_;
             // Report a code only from the first step that reaches it: an earlier step reached it when some
             // other substring is within that substring's radius so far (sd before table i, sd - 1 after it).
@@ -902,7 +932,7 @@ class Engine {
               seen = bit_count(substring_key(c, cs_, seg.subs[o]) ^ qk[o]) <= (o < i ? sd : sd - 1);
             }
             if (seen) continue;
-            const std::uint64_t d = kb.dist[std::size_t(j) * kVerifyChunk + h];
+            const std::uint64_t d = dists[h];
             ws.hits.push_back({a, (d << kIdBits) | (b + rel)});
           }
           if (k_ && ws.hits.size() - first > k_) {

@@ -134,9 +134,10 @@ def test_split_substrings_cover_the_code_once():
 
 
 def test_auto_m_follows_the_size_rule():
-    assert _core.mih_auto_substrings(64, 1_000_000) == 4
-    assert _core.mih_auto_substrings(64, 10_000_000) == 4
+    assert _core.mih_auto_substrings(64, 1_000_000) == 5
+    assert _core.mih_auto_substrings(64, 10_000_000) == 5
     assert _core.mih_auto_substrings(64, 100_000) == 6
+    assert _core.mih_auto_substrings(64, 10**9) == 3
     assert _core.mih_auto_substrings(128, 1_000_000) == 7  # long codes: tables for radius searches
     assert _core.mih_auto_substrings(64, 3) == 16  # tiny sets: 4-bit substrings
     assert _core.mih_auto_substrings(256, 10**9) == 9

@@ -100,18 +100,19 @@ class HammingIndex:
       probes and candidates (observed bucket sizes, the radius k-NN actually needed) to the whole batch, and
       scans instead when that is cheaper; single queries that turn out expensive are scanned too.
 
-    ``m`` (``"mih"``/``"auto"``) is the number of substrings; ``None`` chooses it per segment of added codes as
-    ``round(nbits / (log2(n) - c))``: ``c = 5`` (about 32 codes per bucket) when the k-NN radius of uniform codes is
-    small against the code length, so the tables serve k-NN as well as small radii (64-bit codes: m = 4 from 0.62M
-    to 10M codes), else ``c = 2`` (about 4 codes per bucket, fewer probes for radius searches; k-NN of such codes is
-    left to the scan by ``"auto"``; 128-bit codes: m = 7 at 1M).
+    ``m`` (``"mih"``/``"auto"``) is the number of substrings; ``None`` chooses it per segment of ``n`` added codes.
+    When the k-NN radius of uniform codes is small against the code length, substrings are ``log2(n) - 10`` bits
+    (at least 13, at most ``log2(n) - 5``): the tables serve k-NN, whose probes are shared by the queries of a
+    batch, as well as small radii (64-bit codes: m = 5 from 0.1M to 19M codes). Otherwise (128-bit codes below
+    billions) k-NN is left to the scan by ``"auto"`` and substrings are ``log2(n) - 2`` bits, about 4 codes per
+    bucket, for radius searches (128-bit codes: m = 7 at 1M).
 
     Memory of the tables, per code: ``m * (nbits / 8 + 4)`` bytes (every table keeps an inline copy of the code,
     so verification streams a bucket instead of chasing ids, and a 4-byte id) while ``m * nbits / 8 <= 256``,
     else ``4 * m`` bytes (ids only); plus, per table of ``len``-bit substrings, a directory of ``4 * 2**len``
-    bytes (per code: 1/8 byte when c = 5, 1 byte when c = 2, at most 16) or, for substrings too long for that (a
-    hand-set small m), a hash directory of 32 to 64 bytes per distinct value. 64-bit codes with m = 4: 48 bytes
-    per code (1M codes: 49 MB; 10M codes: 481 MB); 128-bit codes at 1M with m = 7: 149 bytes per code.
+    bytes (at most 16 per code; well under 1 with the automatic m) or, for substrings too long for that (a
+    hand-set small m), a hash directory of 32 to 64 bytes per distinct value. 64-bit codes with m = 5: 60 bytes
+    per code (1M codes: 60 MB; 10M codes: 601 MB); 128-bit codes at 1M with m = 7: 149 bytes per code.
     ``mih_bytes`` reports the exact figure.
 
     After each search, ``last_method`` says what answered it (``"flat"`` or ``"mih"``) and ``stats`` gives the

@@ -57,13 +57,14 @@ inline std::uint64_t substring_key(const code_t* code, std::size_t code_size, Su
 int min_substrings(int nbits);
 int max_substrings(int nbits);
 
-// The paper's rule m ~ nbits / log2(n), with substrings somewhat shorter than log2(n) because candidates are cheap
-// to verify here (inline, streamed, shared between queries) while a probe costs a cache miss. When the k-NN radius
-// of uniform codes is small against the code length (R10 <= 0.28 nbits: 64-bit codes from ~100k codes), substrings
-// are log2(n) - 5 bits (~32 codes per bucket), which suits k-NN and small radii alike; otherwise (128-bit codes below
-// billions) the scan answers k-NN anyway and substrings are log2(n) - 2 bits (~4 codes per bucket, fewer probes for
-// radius searches). Rounded and clamped to [min_substrings, max_substrings]: 64-bit codes get m = 4 from 0.62M to
-// 10M codes, 128-bit codes m = 7 at 1M.
+// The paper's rule m ~ nbits / log2(n), adapted to how this implementation spends its time: candidates are cheap
+// (inline, streamed, verified by the blocked kernel for all the queries that probe a bucket) while a probe costs a
+// bucket fetch. When the k-NN radius of uniform codes is small against the code length (R10 <= 0.28 nbits: 64-bit
+// codes from ~100k codes), substrings are log2(n) - 10 bits, at least 13 and at most log2(n) - 5 (64-bit codes:
+// m = 5 from 0.1M to 19M codes, ~1000 codes per bucket at 10M): k-NN needs few probes and radii up to 3 stay cheap.
+// Otherwise (128-bit codes below billions) the scan answers k-NN anyway and substrings are log2(n) - 2 bits (~4 codes
+// per bucket: few candidates for radius searches; 128-bit codes: m = 7 at 1M). Rounded and clamped to
+// [min_substrings, max_substrings].
 int auto_substrings(int nbits, std::size_t n);
 
 enum class SearchMethod { Flat = 0, Mih = 1, Auto = 2 };
