@@ -4,16 +4,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <new>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <new>
 #include <utility>
 
 #include "xmhash/isa.hpp"
 #include "xmhash/kernels.hpp"
 #include "xmhash/parallel.hpp"
-#include "xmhash/popcount.hpp"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -129,11 +129,11 @@ struct Table {
     std::uint64_t key;
     std::uint32_t start, len;  // len == 0: empty slot
   };
-  HugeVector<Slot> slots;  // hashed: power-of-two capacity, linear probing
+  HugeVector<Slot> slots;             // hashed: power-of-two capacity, linear probing
   int slot_shift = 63;
   std::size_t distinct = 0;
-  HugeVector<std::uint32_t> ids;  // local ids in bucket order
-  HugeVector<code_t> codes;            // inline copies in bucket order (empty when the segment keeps ids only)
+  HugeVector<std::uint32_t> ids;      // local ids in bucket order
+  HugeVector<code_t> codes;           // inline copies in bucket order (empty when the segment keeps ids only)
 
   std::size_t hash(std::uint64_t key) const { return (key * 0x9E3779B97F4A7C15ull) >> slot_shift; }
 
@@ -153,11 +153,6 @@ struct Table {
         return true;
       }
     }
-  }
-
-  const code_t* directory_address(std::uint64_t key) const {
-    return direct ? reinterpret_cast<const code_t*>(offsets.data() + key)
-                  : reinterpret_cast<const code_t*>(slots.data() + hash(key));
   }
 
   std::size_t bytes() const {
@@ -425,7 +420,6 @@ struct QueryState {
   std::vector<std::uint64_t> found;  // packed (distance, id)
   std::vector<std::uint32_t> hist;   // found entries per distance
   int theta = 0;                     // accept candidates with d <= theta
-  int t_end = -1;                    // last step run
   double cost = 0;                   // estimated ns spent on this query
   enum : std::uint8_t { kActive, kDone, kOver } status = kActive;
 };
@@ -531,7 +525,6 @@ class Engine {
   // status kOver (its result is then meaningless). Per-step totals go to `steps` when given.
   void run(const code_t* q, const std::size_t* idx, std::size_t na, double budget, QueryState* st,
            std::vector<StepStats>* steps) {
-    na_ = na;
     st_ = st;
     budget_ = budget;
     qc_.resize(na * cs_);
@@ -547,7 +540,6 @@ class Engine {
       s.found.clear();
       if (k_) s.hist.assign(static_cast<std::size_t>(nbits_) + 2, 0);
       s.theta = radius_;
-      s.t_end = -1;
       s.cost = 0;
       s.status = QueryState::kActive;
       active.push_back(static_cast<std::uint32_t>(a));
@@ -579,7 +571,6 @@ class Engine {
         }
         if (complete) {
           finish(s);
-          s.t_end = t;
         } else {
           active[w++] = a;
         }
@@ -964,7 +955,6 @@ class Engine {
   std::vector<std::size_t> sub_at_;  // segment -> first substring slot in qkeys_
   bool any_gather_ = false;
 
-  std::size_t na_ = 0;
   QueryState* st_ = nullptr;
   double budget_ = 0;
   std::vector<code_t> qc_;            // batch query codes, contiguous

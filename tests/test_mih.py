@@ -355,6 +355,17 @@ def test_bad_constructor_arguments():
         xmhash.HammingIndex.load("unused.xmh", method="fast")
 
 
+def test_load_rejects_m_for_a_flat_index(tmp_path):
+    flat = xmhash.HammingIndex(32)
+    flat.add(np.zeros((4, 4), np.uint8))
+    flat.save(tmp_path / "f.xmh")
+    with pytest.raises(ValueError, match="m only applies to method='mih' or 'auto', got method='flat'"):
+        xmhash.HammingIndex.load(tmp_path / "f.xmh", m=3)
+    with pytest.raises(ValueError, match="m only applies to method='mih' or 'auto', got method='flat'"):
+        xmhash.HammingIndex.load(tmp_path / "f.xmh", method="flat", m=3)
+    assert xmhash.HammingIndex.load(tmp_path / "f.xmh", method="mih", m=3).m == 3
+
+
 def test_bad_search_arguments():
     ix = xmhash.HammingIndex(64, method="mih")
     ix.add(np.zeros((10, 8), np.uint8))
