@@ -345,7 +345,8 @@ KernelSpeed measure_kernel(const Kernels& kern, std::size_t cs) {
   s.verify_ns_per_code = best_of(block(1), double(n));
   const int nbits = static_cast<int>(cs * 8);
   s.scan_ns_per_code =
-      best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 0, 0, 1); }, double(kScanQueries) * double(n));
+      best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 0, 0, 1); },
+              double(kScanQueries) * double(n));
   const double knn = best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 10, nbits, 1); },
                              double(kScanQueries) * double(n));
   s.knn_ns_per_query = std::max(0.0, knn - s.scan_ns_per_code) * double(n);
@@ -738,7 +739,8 @@ class Engine {
         ++r;
       }
       std::uint32_t b, e;
-      if (tab.bucket(wide_[p].key, b, e)) runs_.push_back({b, e, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(r)});
+      if (tab.bucket(wide_[p].key, b, e))
+        runs_.push_back({b, e, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(r)});
       p = r;
     }
     const std::size_t np = wide_.size();
@@ -754,7 +756,8 @@ class Engine {
     queries_.resize(pairs_.size());
     for (std::size_t p = 0; p < pairs_.size();) {
       const std::uint64_t key = pairs_[p] >> 32;
-      if (p + kPrefetchPairs < pairs_.size()) __builtin_prefetch(tab.offsets.data() + (pairs_[p + kPrefetchPairs] >> 32));
+      if (p + kPrefetchPairs < pairs_.size())
+        __builtin_prefetch(tab.offsets.data() + (pairs_[p + kPrefetchPairs] >> 32));
       std::size_t r = p;
       while (r < pairs_.size() && (pairs_[r] >> 32) == key) {
         queries_[r] = static_cast<std::uint32_t>(pairs_[r]);
@@ -931,7 +934,8 @@ class Engine {
             std::nth_element(ws.hits.begin() + first, ws.hits.begin() + first + (k_ - 1), ws.hits.end(), by_key);
             ws.hits.resize(first + k_);
           }
-          for (std::size_t h = first; h < ws.hits.size(); ++h) __builtin_prefetch(t.ids.data() + (ws.hits[h].packed & kIdMask));
+          for (std::size_t h = first; h < ws.hits.size(); ++h)
+            __builtin_prefetch(t.ids.data() + (ws.hits[h].packed & kIdMask));
         }
       }
     }
@@ -1164,7 +1168,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   // the queries; dense ones (k-NN, larger radii) keep every query in one engine and split each step by buckets.
   auto sparse = [&](std::size_t m) {
     if (k != 0) return false;
-    const Segment& g = *segs.back();
+    const Segment& g = *segs.front();  // the oldest, largest segment
     double widest = 0;
     for (int t = 0; t <= radius; ++t) {
       const Table& tab = g.tables[static_cast<std::size_t>(t % g.m)];
@@ -1210,7 +1214,8 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
     for (std::size_t i : sample) over += to_scan[i];
     const double left = double(rest.size());
     double results = 0;  // per sampled query answered by the tables
-    for (std::size_t i : sample) results += double(where[i].count) / double(std::max<std::size_t>(1, kSampleQueries - over));
+    const double answered = double(std::max<std::size_t>(1, kSampleQueries - over));
+    for (std::size_t i : sample) results += double(where[i].count) / answered;
     const double projected = project_mih_cost(steps, double(kSampleQueries), left, cost);
     const double scan_left = cost.scan(n, cs, left, k, results * left) / left;
     st.sampled = kSampleQueries;

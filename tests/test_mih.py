@@ -246,7 +246,8 @@ def test_stats_and_repr():
     flat.add(db)
     assert flat.last_method is None and flat.mih_bytes == 0 and flat.m is None
     flat.search(db[:3], 2)
-    assert flat.last_method == "flat" and repr(flat) == "HammingIndex(nbits=128, ntotal=5000, method='flat', last_method='flat')"
+    assert flat.last_method == "flat"
+    assert repr(flat) == "HammingIndex(nbits=128, ntotal=5000, method='flat', last_method='flat')"
     mih = xmhash.HammingIndex(128, method="mih", m=8)
     mih.add(db)
     mih.range_search(db[:4], 2)
