@@ -4,16 +4,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <new>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <new>
 #include <utility>
 
 #include "xmhash/isa.hpp"
 #include "xmhash/kernels.hpp"
 #include "xmhash/parallel.hpp"
-#include "xmhash/popcount.hpp"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -129,11 +129,11 @@ struct Table {
     std::uint64_t key;
     std::uint32_t start, len;  // len == 0: empty slot
   };
-  HugeVector<Slot> slots;  // hashed: power-of-two capacity, linear probing
+  HugeVector<Slot> slots;             // hashed: power-of-two capacity, linear probing
   int slot_shift = 63;
   std::size_t distinct = 0;
-  HugeVector<std::uint32_t> ids;  // local ids in bucket order
-  HugeVector<code_t> codes;            // inline copies in bucket order (empty when the segment keeps ids only)
+  HugeVector<std::uint32_t> ids;      // local ids in bucket order
+  HugeVector<code_t> codes;           // inline copies in bucket order (empty when the segment keeps ids only)
 
   std::size_t hash(std::uint64_t key) const { return (key * 0x9E3779B97F4A7C15ull) >> slot_shift; }
 
@@ -153,11 +153,6 @@ struct Table {
         return true;
       }
     }
-  }
-
-  const code_t* directory_address(std::uint64_t key) const {
-    return direct ? reinterpret_cast<const code_t*>(offsets.data() + key)
-                  : reinterpret_cast<const code_t*>(slots.data() + hash(key));
   }
 
   std::size_t bytes() const {
@@ -350,7 +345,8 @@ KernelSpeed measure_kernel(const Kernels& kern, std::size_t cs) {
   s.verify_ns_per_code = best_of(block(1), double(n));
   const int nbits = static_cast<int>(cs * 8);
   s.scan_ns_per_code =
-      best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 0, 0, 1); }, double(kScanQueries) * double(n));
+      best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 0, 0, 1); },
+              double(kScanQueries) * double(n));
   const double knn = best_of([&] { scan_select(q.data(), kScanQueries, db.data(), n, cs, 10, nbits, 1); },
                              double(kScanQueries) * double(n));
   s.knn_ns_per_query = std::max(0.0, knn - s.scan_ns_per_code) * double(n);
@@ -425,7 +421,6 @@ struct QueryState {
   std::vector<std::uint64_t> found;  // packed (distance, id)
   std::vector<std::uint32_t> hist;   // found entries per distance
   int theta = 0;                     // accept candidates with d <= theta
-  int t_end = -1;                    // last step run
   double cost = 0;                   // estimated ns spent on this query
   enum : std::uint8_t { kActive, kDone, kOver } status = kActive;
 };
@@ -531,7 +526,6 @@ class Engine {
   // status kOver (its result is then meaningless). Per-step totals go to `steps` when given.
   void run(const code_t* q, const std::size_t* idx, std::size_t na, double budget, QueryState* st,
            std::vector<StepStats>* steps) {
-    na_ = na;
     st_ = st;
     budget_ = budget;
     qc_.resize(na * cs_);
@@ -547,7 +541,6 @@ class Engine {
       s.found.clear();
       if (k_) s.hist.assign(static_cast<std::size_t>(nbits_) + 2, 0);
       s.theta = radius_;
-      s.t_end = -1;
       s.cost = 0;
       s.status = QueryState::kActive;
       active.push_back(static_cast<std::uint32_t>(a));
@@ -579,7 +572,6 @@ class Engine {
         }
         if (complete) {
           finish(s);
-          s.t_end = t;
         } else {
           active[w++] = a;
         }
@@ -747,7 +739,8 @@ class Engine {
         ++r;
       }
       std::uint32_t b, e;
-      if (tab.bucket(wide_[p].key, b, e)) runs_.push_back({b, e, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(r)});
+      if (tab.bucket(wide_[p].key, b, e))
+        runs_.push_back({b, e, static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(r)});
       p = r;
     }
     const std::size_t np = wide_.size();
@@ -763,7 +756,8 @@ class Engine {
     queries_.resize(pairs_.size());
     for (std::size_t p = 0; p < pairs_.size();) {
       const std::uint64_t key = pairs_[p] >> 32;
-      if (p + kPrefetchPairs < pairs_.size()) __builtin_prefetch(tab.offsets.data() + (pairs_[p + kPrefetchPairs] >> 32));
+      if (p + kPrefetchPairs < pairs_.size())
+        __builtin_prefetch(tab.offsets.data() + (pairs_[p + kPrefetchPairs] >> 32));
       std::size_t r = p;
       while (r < pairs_.size() && (pairs_[r] >> 32) == key) {
         queries_[r] = static_cast<std::uint32_t>(pairs_[r]);
@@ -940,7 +934,8 @@ class Engine {
             std::nth_element(ws.hits.begin() + first, ws.hits.begin() + first + (k_ - 1), ws.hits.end(), by_key);
             ws.hits.resize(first + k_);
           }
-          for (std::size_t h = first; h < ws.hits.size(); ++h) __builtin_prefetch(t.ids.data() + (ws.hits[h].packed & kIdMask));
+          for (std::size_t h = first; h < ws.hits.size(); ++h)
+            __builtin_prefetch(t.ids.data() + (ws.hits[h].packed & kIdMask));
         }
       }
     }
@@ -964,7 +959,6 @@ class Engine {
   std::vector<std::size_t> sub_at_;  // segment -> first substring slot in qkeys_
   bool any_gather_ = false;
 
-  std::size_t na_ = 0;
   QueryState* st_ = nullptr;
   double budget_ = 0;
   std::vector<code_t> qc_;            // batch query codes, contiguous
@@ -1174,7 +1168,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
   // the queries; dense ones (k-NN, larger radii) keep every query in one engine and split each step by buckets.
   auto sparse = [&](std::size_t m) {
     if (k != 0) return false;
-    const Segment& g = *segs.back();
+    const Segment& g = *segs.front();  // the oldest, largest segment
     double widest = 0;
     for (int t = 0; t <= radius; ++t) {
       const Table& tab = g.tables[static_cast<std::size_t>(t % g.m)];
@@ -1220,7 +1214,8 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
     for (std::size_t i : sample) over += to_scan[i];
     const double left = double(rest.size());
     double results = 0;  // per sampled query answered by the tables
-    for (std::size_t i : sample) results += double(where[i].count) / double(std::max<std::size_t>(1, kSampleQueries - over));
+    const double answered = double(std::max<std::size_t>(1, kSampleQueries - over));
+    for (std::size_t i : sample) results += double(where[i].count) / answered;
     const double projected = project_mih_cost(steps, double(kSampleQueries), left, cost);
     const double scan_left = cost.scan(n, cs, left, k, results * left) / left;
     st.sampled = kSampleQueries;

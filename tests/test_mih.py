@@ -246,7 +246,8 @@ def test_stats_and_repr():
     flat.add(db)
     assert flat.last_method is None and flat.mih_bytes == 0 and flat.m is None
     flat.search(db[:3], 2)
-    assert flat.last_method == "flat" and repr(flat) == "HammingIndex(nbits=128, ntotal=5000, method='flat', last_method='flat')"
+    assert flat.last_method == "flat"
+    assert repr(flat) == "HammingIndex(nbits=128, ntotal=5000, method='flat', last_method='flat')"
     mih = xmhash.HammingIndex(128, method="mih", m=8)
     mih.add(db)
     mih.range_search(db[:4], 2)
@@ -353,6 +354,17 @@ def test_bad_constructor_arguments():
         xmhash.HammingIndex(64, "mih")
     with pytest.raises(ValueError, match="method must be one of"):
         xmhash.HammingIndex.load("unused.xmh", method="fast")
+
+
+def test_load_rejects_m_for_a_flat_index(tmp_path):
+    flat = xmhash.HammingIndex(32)
+    flat.add(np.zeros((4, 4), np.uint8))
+    flat.save(tmp_path / "f.xmh")
+    with pytest.raises(ValueError, match="m only applies to method='mih' or 'auto', got method='flat'"):
+        xmhash.HammingIndex.load(tmp_path / "f.xmh", m=3)
+    with pytest.raises(ValueError, match="m only applies to method='mih' or 'auto', got method='flat'"):
+        xmhash.HammingIndex.load(tmp_path / "f.xmh", method="flat", m=3)
+    assert xmhash.HammingIndex.load(tmp_path / "f.xmh", method="mih", m=3).m == 3
 
 
 def test_bad_search_arguments():

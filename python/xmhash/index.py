@@ -333,7 +333,7 @@ class HammingIndex:
         if method is None:
             method = saved_method
             m = saved_m if m is None else m
-        index = cls(nbits, method=method, m=m if method != "flat" else None)
+        index = cls(nbits, method=method, m=m)
         if mmap:
             data = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(ntotal, code_size))
         else:

@@ -8,10 +8,13 @@
 // d_j >= s for j > i, so d >= t + 1). Radius r therefore needs steps 0..r, and exact k-NN stops at the first t
 // with k results of distance <= t, the per-substring radius growing one table at a time.
 //
-// Candidates are verified with the full distance by the active ISA kernel (Kernels::scan_block) over codes stored
-// inline in the table (a bucket is one contiguous run, so verification streams memory instead of chasing ids).
-// A code is reported only from the first step that can reach it (its substring distances tell which), which
-// de-duplicates exactly without a per-query bitmap. Results are sorted by (distance, index), identical to the scan.
+// A batch of queries runs the steps in lockstep: the probes of all queries in a step are sorted by bucket, each
+// bucket is read once and verified against up to kQueryBlock of its queries per call of the active ISA kernel
+// (Kernels::scan_block), over copies of the codes stored inline in the table (a bucket is one contiguous run, so
+// verification streams memory instead of chasing ids). A code is reported only from the first step that can reach
+// it (its substring distances tell which), which de-duplicates exactly with no per-query bitmap or epoch array to
+// clear, and keeps a k-NN query's hits of a bucket to its k best. Results are sorted by (distance, index),
+// identical to the scan's.
 //
 // Incremental add: the index is a list of segments (contiguous id ranges, each with its own tables and m);
 // a new batch becomes a segment and trailing segments of similar size are rebuilt into one, so every code is
