@@ -19,6 +19,10 @@ inert adversary: the generator's adversarial term is computed on detached memori
 image-feature memory; text: the current batch), so it reaches no ImgNet/TxtNet weight and instead updates the
 discriminator through the generator's optimiser, as the TF graph's placeholders make it do.
 
+Known departures from the TF code in both variants: each network has its own Adam (TF shares one optimiser
+object, hence its bias-correction step counters, between LabNet, ImgNet and TxtNet); softplus is computed stably
+(the code's log(1 + exp) overflows); ``sign(0)`` is +1.
+
 Ablations: SSAH-1 (no LabNet: each modality is pulled towards the other's memories and one discriminator tells
 image from text features), SSAH-2 (TxtNet without the multi-scale block: a model option), SSAH-3 (no adversary).
 """
