@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import re
 import threading
 import types
 
@@ -432,6 +433,39 @@ def _model(a, b, la, lb, *, scale=0.5, similarity_scale=1.0, similar_weight=1.0,
     loss, gi, gj = pairwise_module._core._pairwise_tiles_model(
         a, b, la, lb, scale, similarity_scale, similar_weight, dissimilar_weight, variant, mean, ga, gb, **plan)
     return loss, ga, gb, (gi, gj)
+
+
+def _read_only(shape):
+    x = np.zeros(shape, np.float32)
+    x.flags.writeable = False
+    return x
+
+
+_NATIVE_BAD_INPUT = [
+    ({"a": np.zeros(4, np.float32)}, "a and b must be 2-D arrays"),
+    ({"la": np.zeros(4, np.uint8)}, "labels_a and labels_b must be 2-D uint8 arrays of label bits"),
+    ({"b": np.zeros((6, 5), np.float32)}, "a and b must have the same number of columns, got 3 and 5"),
+    ({"lb": np.zeros((5, 1), np.uint8)}, "labels_a / labels_b must have one row per row of a / b"),
+    ({"lb": np.zeros((6, 2), np.uint8)}, "labels_a and labels_b must have the same number of label bytes"),
+    ({"variant": "l2"}, "variant must be 'nll' or 'squared', got 'l2'"),
+    ({"ga": np.zeros((4, 3), np.float64)}, "grad_a must be a C-contiguous array of the input dtype"),
+    ({"gb": np.zeros((6, 4), np.float32)}, "grad_b must be a writeable array of the shape of its input"),
+    ({"ga": np.zeros((4, 3), np.float32)[::-1]}, "grad_a must be a C-contiguous array of the input dtype"),
+    ({"ga": _read_only((4, 3))}, "grad_a must be a writeable array of the shape of its input"),
+]
+
+
+@pytest.mark.parametrize("entry", ["pairwise_loss", "_pairwise_tiles_model"])
+@pytest.mark.parametrize("bad,message", _NATIVE_BAD_INPUT)
+def test_native_pairwise_entry_points_validate_their_arguments(entry, bad, message):
+    # The Python layer validates first; the bindings check again so no caller can reach the core with bad shapes.
+    args = {"a": np.zeros((4, 3), np.float32), "b": np.zeros((6, 3), np.float32), "la": np.zeros((4, 1), np.uint8),
+            "lb": np.zeros((6, 1), np.uint8), "variant": "nll", "ga": None, "gb": None}
+    args.update(bad)
+    extra = (1,) if entry == "pairwise_loss" else ()  # threads
+    with pytest.raises(ValueError, match=re.escape(message)):
+        getattr(pairwise_module._core, entry)(args["a"], args["b"], args["la"], args["lb"], 0.5, 1.0, 1.0, 1.0,
+                                              args["variant"], False, args["ga"], args["gb"], *extra)
 
 
 class _FakeLauncher:

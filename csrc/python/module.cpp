@@ -61,6 +61,57 @@ py::tuple range_to_python(RangeResultData&& r) {
   return py::make_tuple(to_numpy(std::move(r.lims)), to_numpy(std::move(r.distances)), to_numpy(std::move(r.indices)));
 }
 
+
+// The arguments shared by pairwise_loss and its GPU model, validated: raw pointers and sizes ready for the core.
+template <class T>
+struct PairwiseCall {
+  using ArrayT = py::array_t<T, py::array::c_style>;
+  using LabelsT = py::array_t<std::uint8_t, py::array::c_style>;
+
+  const T *a, *b;
+  const std::uint8_t *labels_a, *labels_b;
+  std::size_t n, N, d, label_bytes;
+  T *grad_a, *grad_b;
+  PairwiseOptions opt;
+
+  PairwiseCall(const ArrayT& a_, const ArrayT& b_, const LabelsT& la, const LabelsT& lb, double scale,
+               double similarity_scale, double similar_weight, double dissimilar_weight, const std::string& variant,
+               bool mean, const py::object& ga, const py::object& gb) {
+    need(a_.ndim() == 2 && b_.ndim() == 2, "a and b must be 2-D arrays");
+    need(la.ndim() == 2 && lb.ndim() == 2, "labels_a and labels_b must be 2-D uint8 arrays of label bits");
+    n = a_.shape(0), N = b_.shape(0), d = a_.shape(1);
+    need(static_cast<std::size_t>(b_.shape(1)) == d, "a and b must have the same number of columns, got " +
+                                                         std::to_string(d) + " and " + std::to_string(b_.shape(1)));
+    need(static_cast<std::size_t>(la.shape(0)) == n && static_cast<std::size_t>(lb.shape(0)) == N,
+         "labels_a / labels_b must have one row per row of a / b");
+    need(la.shape(1) == lb.shape(1), "labels_a and labels_b must have the same number of label bytes");
+    need(variant == "nll" || variant == "squared", "variant must be 'nll' or 'squared', got '" + variant + "'");
+    a = a_.data(), b = b_.data(), labels_a = la.data(), labels_b = lb.data(), label_bytes = la.shape(1);
+    grad_a = output(ga, n, "grad_a");
+    grad_b = output(gb, N, "grad_b");
+    opt.scale = scale;
+    opt.similarity_scale = similarity_scale;
+    opt.similar_weight = similar_weight;
+    opt.dissimilar_weight = dissimilar_weight;
+    opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
+    opt.mean = mean;
+  }
+
+ private:
+  static void need(bool ok, const std::string& msg) {
+    if (!ok) throw std::invalid_argument(msg);
+  }
+  T* output(const py::object& g, std::size_t rows, const char* name) const {
+    if (g.is_none()) return nullptr;  // None: that gradient is not wanted
+    need(py::isinstance<ArrayT>(g), std::string(name) + " must be a C-contiguous array of the input dtype");
+    auto arr = py::reinterpret_borrow<ArrayT>(g);
+    need(arr.writeable() && arr.ndim() == 2 && static_cast<std::size_t>(arr.shape(0)) == rows &&
+             static_cast<std::size_t>(arr.shape(1)) == d,
+         std::string(name) + " must be a writeable array of the shape of its input");
+    return arr.mutable_data();
+  }
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -252,50 +303,19 @@ PYBIND11_MODULE(_core, m) {
   {
     auto bind_pairwise = [&m](auto tag) {
       using T = decltype(tag);
-      using ArrayT = py::array_t<T, py::array::c_style>;
-      using LabelsT = py::array_t<std::uint8_t, py::array::c_style>;
+      using ArrayT = typename PairwiseCall<T>::ArrayT;
+      using LabelsT = typename PairwiseCall<T>::LabelsT;
       m.def(
           "pairwise_loss",
           [](const ArrayT& a, const ArrayT& b, const LabelsT& la, const LabelsT& lb, double scale,
              double similarity_scale, double similar_weight, double dissimilar_weight, const std::string& variant,
              bool mean, const py::object& grad_a, const py::object& grad_b, int threads) {
-            auto need = [](bool ok, const std::string& msg) {
-              if (!ok) throw std::invalid_argument(msg);
-            };
-            need(a.ndim() == 2 && b.ndim() == 2, "a and b must be 2-D arrays");
-            need(la.ndim() == 2 && lb.ndim() == 2, "labels_a and labels_b must be 2-D uint8 arrays of label bits");
-            const std::size_t n = a.shape(0), N = b.shape(0), d = a.shape(1);
-            need(static_cast<std::size_t>(b.shape(1)) == d,
-                 "a and b must have the same number of columns, got " + std::to_string(d) + " and " +
-                     std::to_string(b.shape(1)));
-            need(static_cast<std::size_t>(la.shape(0)) == n && static_cast<std::size_t>(lb.shape(0)) == N,
-                 "labels_a / labels_b must have one row per row of a / b");
-            need(la.shape(1) == lb.shape(1), "labels_a and labels_b must have the same number of label bytes");
-            need(variant == "nll" || variant == "squared", "variant must be 'nll' or 'squared', got '" + variant + "'");
-            auto out = [&](const py::object& g, std::size_t rows, const char* name) -> T* {
-              if (g.is_none()) return nullptr;
-              need(py::isinstance<ArrayT>(g), std::string(name) + " must be a C-contiguous array of the input dtype");
-              auto arr = py::reinterpret_borrow<ArrayT>(g);
-              need(arr.writeable() && arr.ndim() == 2 && static_cast<std::size_t>(arr.shape(0)) == rows &&
-                       static_cast<std::size_t>(arr.shape(1)) == d,
-                   std::string(name) + " must be a writeable array of the shape of its input");
-              return arr.mutable_data();
-            };
-            T* ga = out(grad_a, n, "grad_a");
-            T* gb = out(grad_b, N, "grad_b");
-            PairwiseOptions opt;
-            opt.scale = scale;
-            opt.similarity_scale = similarity_scale;
-            opt.similar_weight = similar_weight;
-            opt.dissimilar_weight = dissimilar_weight;
-            opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
-            opt.mean = mean;
-            opt.threads = threads;
-            const T *pa = a.data(), *pb = b.data();
-            const std::uint8_t *pla = la.data(), *plb = lb.data();
-            const std::size_t lbytes = la.shape(1);
+            PairwiseCall<T> c(a, b, la, lb, scale, similarity_scale, similar_weight, dissimilar_weight, variant,
+                              mean, grad_a, grad_b);
+            c.opt.threads = threads;
             py::gil_scoped_release release;
-            return pairwise_loss<T>(pa, n, pb, N, d, pla, plb, lbytes, opt, ga, gb);
+            return pairwise_loss<T>(c.a, c.n, c.b, c.N, c.d, c.labels_a, c.labels_b, c.label_bytes, c.opt, c.grad_a,
+                                    c.grad_b);
           },
           py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("labels_a").noconvert(),
           py::arg("labels_b").noconvert(), py::arg("scale"), py::arg("similarity_scale"), py::arg("similar_weight"),
@@ -420,44 +440,21 @@ PYBIND11_MODULE(_core, m) {
   {
     auto bind_model = [&m](auto tag) {
       using T = decltype(tag);
-      using ArrayT = py::array_t<T, py::array::c_style>;
-      using LabelsT = py::array_t<std::uint8_t, py::array::c_style>;
+      using ArrayT = typename PairwiseCall<T>::ArrayT;
+      using LabelsT = typename PairwiseCall<T>::LabelsT;
       m.def(
           "_pairwise_tiles_model",
           [](const ArrayT& a, const ArrayT& b, const LabelsT& la, const LabelsT& lb, double scale,
              double similarity_scale, double similar_weight, double dissimilar_weight, const std::string& variant,
              bool mean, const py::object& grad_a, const py::object& grad_b, std::size_t target_blocks,
              std::size_t slot_budget) {
-            if (a.ndim() != 2 || b.ndim() != 2 || la.ndim() != 2 || lb.ndim() != 2 || a.shape(1) != b.shape(1) ||
-                la.shape(0) != a.shape(0) || lb.shape(0) != b.shape(0) || la.shape(1) != lb.shape(1))
-              throw std::invalid_argument("a (n, d), b (N, d), labels_a (n, L), labels_b (N, L) expected");
-            if (variant != "nll" && variant != "squared")
-              throw std::invalid_argument("variant must be 'nll' or 'squared', got '" + variant + "'");
-            const std::size_t n = a.shape(0), N = b.shape(0), d = a.shape(1);
-            auto out = [d](const py::object& g, std::size_t rows) -> T* {
-              if (g.is_none()) return nullptr;
-              if (!py::isinstance<ArrayT>(g))
-                throw std::invalid_argument("gradients must be C-contiguous arrays of the input's dtype");
-              auto arr = py::reinterpret_borrow<ArrayT>(g);
-              if (!arr.writeable() || arr.ndim() != 2 || static_cast<std::size_t>(arr.shape(0)) != rows ||
-                  static_cast<std::size_t>(arr.shape(1)) != d)
-                throw std::invalid_argument("gradients must be writeable arrays of their input's shape");
-              return arr.mutable_data();
-            };
-            T* ga = out(grad_a, n);
-            T* gb = out(grad_b, N);
-            PairwiseOptions opt;
-            opt.scale = scale;
-            opt.similarity_scale = similarity_scale;
-            opt.similar_weight = similar_weight;
-            opt.dissimilar_weight = dissimilar_weight;
-            opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
-            opt.mean = mean;
+            PairwiseCall<T> c(a, b, la, lb, scale, similarity_scale, similar_weight, dissimilar_weight, variant,
+                              mean, grad_a, grad_b);
             PairwiseTilesModelResult r;
             {
               py::gil_scoped_release release;
-              r = pairwise_tiles_model<T>(a.data(), n, b.data(), N, d, la.data(), lb.data(), la.shape(1), opt, ga,
-                                          gb, target_blocks, slot_budget);
+              r = pairwise_tiles_model<T>(c.a, c.n, c.b, c.N, c.d, c.labels_a, c.labels_b, c.label_bytes, c.opt,
+                                          c.grad_a, c.grad_b, target_blocks, slot_budget);
             }
             return py::make_tuple(r.loss, r.i_groups, r.j_groups);
           },

@@ -77,18 +77,4 @@ class DCMHTrainer(StageTrainer):
                                                    backend=self.cfg.pairwise_backend),
                  "quantization": scale * d.gamma * (m["B"][ridx] - out).pow(2).sum(),
                  "balance": scale * d.eta * (out.sum(0) + rest).pow(2).sum()}
-        total = self._check(terms, where)
-        opt = self.opt[stage]
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        return {k: v.detach() for k, v in terms.items()}
-
-    def state_dict(self) -> dict:
-        return {"memories": dict(self.mem), "optimizers": {k: o.state_dict() for k, o in self.opt.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        for k, v in state["memories"].items():
-            self.mem[k] = v.to(self.device)
-        for k, o in self.opt.items():
-            o.load_state_dict(state["optimizers"][k])
+        return self._descend(terms, where, stage)

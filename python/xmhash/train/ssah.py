@@ -158,12 +158,7 @@ class SSAHTrainer(StageTrainer):
             adv = self._adversarial(stage, out.feature)
             if adv is not None:
                 terms["adversarial"] = adv
-        total = self._check(terms, where)
-        opt = self.opt[stage]
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        return {k: v.detach() for k, v in terms.items()}
+        return self._descend(terms, where, stage)
 
     def _step_dis(self, rows, where):
         model, data = self.model, self.data
@@ -178,13 +173,7 @@ class SSAHTrainer(StageTrainer):
                     + _bce(model.disc_image(f_lab), 1.0) + _bce(model.disc_text(f_lab), 1.0)) / 4
         else:
             loss = (_bce(model.disc_image(f_img), 0.0) + _bce(model.disc_image(f_txt), 1.0)) / 2
-        terms = {"discriminator": loss}
-        self._check(terms, where)
-        opt = self.opt["dis"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"discriminator": loss.detach()}
+        return self._descend({"discriminator": loss}, where, "dis")
 
     # ------------------------------------------------------------------ early-stopping monitors (published code)
     def _nll(self, a, b) -> float:
@@ -207,13 +196,3 @@ class SSAHTrainer(StageTrainer):
         return (s.alpha * self._nll(x, y) + s.beta * float((b - x).pow(2).sum() + (b - y).pow(2).sum())
                 + s.gamma * float((hub - x).pow(2).sum() + (hub - y).pow(2).sum())
                 + s.eta * float((lab - L).pow(2).sum()))
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        return {"memories": dict(self.mem), "optimizers": {k: o.state_dict() for k, o in self.opt.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        for k, v in state["memories"].items():
-            self.mem[k] = v.to(self.device)
-        for k, o in self.opt.items():
-            o.load_state_dict(state["optimizers"][k])

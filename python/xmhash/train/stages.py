@@ -83,13 +83,27 @@ class StageTrainer:
     def end_epoch(self, epoch: int) -> None:
         pass
 
+    # ---------------------------------------------------------------- shared
+    # Subclasses keep their N-row memories in ``self.mem`` and one optimiser per stage in ``self.opt``: together
+    # with the model weights and the RNG states (saved by the loop) they are everything a resume needs.
     def state_dict(self) -> dict:
-        raise NotImplementedError
+        return {"memories": dict(self.mem), "optimizers": {k: o.state_dict() for k, o in self.opt.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        raise NotImplementedError
+        for k, v in state["memories"].items():
+            self.mem[k] = v.to(self.device)
+        for k, o in self.opt.items():
+            o.load_state_dict(state["optimizers"][k])
 
-    # ---------------------------------------------------------------- shared
+    def _descend(self, terms: dict[str, torch.Tensor], where: dict, optimizer: str) -> dict[str, torch.Tensor]:
+        """Check every term is finite, take one step of ``self.opt[optimizer]`` on their sum; detached terms."""
+        total = self._check(terms, where)
+        opt = self.opt[optimizer]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        return {k: v.detach() for k, v in terms.items()}
+
     def _rows(self, perm, t: int) -> np.ndarray:
         if perm is None:  # the published code: a fresh random subset every step
             rows = self.rng.choice(self.n, size=self.batch, replace=False)
