@@ -62,6 +62,21 @@ py::tuple range_to_python(RangeResultData&& r) {
 }
 
 
+// Options of both pairwise entry points (CPU and CUDA); the variant is validated here.
+PairwiseOptions pairwise_options(double scale, double similarity_scale, double similar_weight,
+                                 double dissimilar_weight, const std::string& variant, bool mean) {
+  if (variant != "nll" && variant != "squared")
+    throw std::invalid_argument("variant must be 'nll' or 'squared', got '" + variant + "'");
+  PairwiseOptions opt;
+  opt.scale = scale;
+  opt.similarity_scale = similarity_scale;
+  opt.similar_weight = similar_weight;
+  opt.dissimilar_weight = dissimilar_weight;
+  opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
+  opt.mean = mean;
+  return opt;
+}
+
 // The arguments shared by pairwise_loss and its GPU model, validated: raw pointers and sizes ready for the core.
 template <class T>
 struct PairwiseCall {
@@ -85,16 +100,10 @@ struct PairwiseCall {
     need(static_cast<std::size_t>(la.shape(0)) == n && static_cast<std::size_t>(lb.shape(0)) == N,
          "labels_a / labels_b must have one row per row of a / b");
     need(la.shape(1) == lb.shape(1), "labels_a and labels_b must have the same number of label bytes");
-    need(variant == "nll" || variant == "squared", "variant must be 'nll' or 'squared', got '" + variant + "'");
+    opt = pairwise_options(scale, similarity_scale, similar_weight, dissimilar_weight, variant, mean);
     a = a_.data(), b = b_.data(), labels_a = la.data(), labels_b = lb.data(), label_bytes = la.shape(1);
     grad_a = output(ga, n, "grad_a");
     grad_b = output(gb, N, "grad_b");
-    opt.scale = scale;
-    opt.similarity_scale = similarity_scale;
-    opt.similar_weight = similar_weight;
-    opt.dissimilar_weight = dissimilar_weight;
-    opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
-    opt.mean = mean;
   }
 
  private:
@@ -597,15 +606,8 @@ PYBIND11_MODULE(_core, m) {
           uptr grad_a, uptr grad_b, uptr ws, std::size_t ws_bytes, int device, uptr stream) {
         if (dtype != "float32" && dtype != "float64")
           throw std::invalid_argument("dtype must be 'float32' or 'float64', got '" + dtype + "'");
-        if (variant != "nll" && variant != "squared")
-          throw std::invalid_argument("variant must be 'nll' or 'squared', got '" + variant + "'");
-        PairwiseOptions opt;
-        opt.scale = scale;
-        opt.similarity_scale = similarity_scale;
-        opt.similar_weight = similar_weight;
-        opt.dissimilar_weight = dissimilar_weight;
-        opt.variant = variant == "squared" ? PairwiseVariant::Squared : PairwiseVariant::Nll;
-        opt.mean = mean;
+        const PairwiseOptions opt =
+            pairwise_options(scale, similarity_scale, similar_weight, dissimilar_weight, variant, mean);
         py::gil_scoped_release release;
         auto call = [&](auto* typed) {
           using T = std::remove_pointer_t<decltype(typed)>;
