@@ -72,15 +72,18 @@ class MultiScaleFusion(nn.Module):
 
 class TxtNet(nn.Module):
     """Bag-of-words (n, d) -> multi-scale fusion (n, d, 6) -> ``hidden`` (ReLU, LRN) -> ``semantic_dim`` (ReLU; the
-    semantic feature) -> LRN -> {hash K tanh, label c sigmoid}."""
+    semantic feature) -> LRN -> {hash K tanh, label c sigmoid}. ``scales=None`` leaves the fusion block out."""
 
     def __init__(self, text_dim: int, bits: int, num_labels: int, *, hidden: int = 4096, semantic_dim: int = 512,
-                 scales: Sequence[int] | str = "published", init_std: float = 0.01):
+                 scales: Sequence[int] | str | None = "published", init_std: float = 0.01):
         super().__init__()
         self.text_dim = text_dim
         self.input_norm = InputNorm(text_dim)  # identity unless model.text_normalize is set
-        self.fusion = MultiScaleFusion(text_dim, scales)
-        self.fc1 = nn.Linear(text_dim * self.fusion.channels, hidden)  # the (1, d, 6, 4096) conv of the code
+        channels = 1
+        if scales is not None:  # without it the network has no `fusion` submodule at all (SSAH-2)
+            self.fusion = MultiScaleFusion(text_dim, scales)
+            channels = self.fusion.channels
+        self.fc1 = nn.Linear(text_dim * channels, hidden)  # the (1, d, 6, 4096) conv of the code
         self.norm1 = LocalResponseNorm()
         self.fc2 = nn.Linear(hidden, semantic_dim)
         self.norm2 = LocalResponseNorm()
@@ -89,31 +92,19 @@ class TxtNet(nn.Module):
 
     def forward(self, text: torch.Tensor) -> HashOutput:
         check_features(text, self.text_dim, "text")
-        x = self.fusion(self.input_norm(text)).flatten(1)
+        x = self.input_norm(text)
+        if "fusion" in self._modules:
+            x = self.fusion(x).flatten(1)
         x = self.norm1(torch.relu(self.fc1(x)))
         feature = torch.relu(self.fc2(x))
         h, p = self.heads(self.norm2(feature))
         return HashOutput(h, feature, p)
 
 
-class FCTxtNet(nn.Module):
+class FCTxtNet(TxtNet):
     """SSAH-2 ablation: TxtNet without the multi-scale block (three fully connected layers d -> hidden -> 512 -> K)."""
 
     def __init__(self, text_dim: int, bits: int, num_labels: int, *, hidden: int = 4096, semantic_dim: int = 512,
                  init_std: float = 0.01):
-        super().__init__()
-        self.text_dim = text_dim
-        self.input_norm = InputNorm(text_dim)  # identity unless model.text_normalize is set
-        self.fc1 = nn.Linear(text_dim, hidden)
-        self.norm1 = LocalResponseNorm()
-        self.fc2 = nn.Linear(hidden, semantic_dim)
-        self.norm2 = LocalResponseNorm()
-        self.heads = HashHeads(semantic_dim, bits, num_labels)
-        init_normal_(self, init_std)
-
-    def forward(self, text: torch.Tensor) -> HashOutput:
-        check_features(text, self.text_dim, "text")
-        x = self.norm1(torch.relu(self.fc1(self.input_norm(text))))
-        feature = torch.relu(self.fc2(x))
-        h, p = self.heads(self.norm2(feature))
-        return HashOutput(h, feature, p)
+        super().__init__(text_dim, bits, num_labels, hidden=hidden, semantic_dim=semantic_dim, scales=None,
+                         init_std=init_std)
