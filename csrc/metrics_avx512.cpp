@@ -525,8 +525,8 @@ void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
   const std::size_t n_epochs = (s.nb + kEpoch - 1) / kEpoch;
   RankState<W> st[kQueryBlock];
   // Per query: items per bin of each epoch; the first entry of each epoch (and, after the last, the entry count).
-  out.epoch_counts.assign(static_cast<std::size_t>(nq) * n_epochs * kStride, 0);
-  out.epoch_first.assign(static_cast<std::size_t>(nq) * (n_epochs + 1), 0);
+  assign_zeros(out.epoch_counts, static_cast<std::size_t>(nq) * n_epochs * kStride);
+  assign_zeros(out.epoch_first, static_cast<std::size_t>(nq) * (n_epochs + 1));
   auto epochs = [&](int i) {
     return Epochs{out.epoch_counts.data() + i * n_epochs * kStride, out.epoch_first.data() + i * (n_epochs + 1),
                   n_epochs};
@@ -540,7 +540,7 @@ void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
       const Rel rel(s, q0 + i);
       std::vector<u32>& ent = out.entries[i];
       const std::size_t need = st[i].n_out + (t1 - t0) + 16;  // the compressed stores write whole vectors
-      if (ent.size() < need) ent.resize(std::min(s.nb + 16, std::max(need, 2 * ent.size())));
+      if (ent.size() < need) grow_to(ent, std::min(s.nb + 16, std::max(need, 2 * ent.size())));
       if (st[i].top_seen) {  // this query meets the top bin: keep the variant that counts it
         rank_tile<W, true>(dist, rel, t0, t1, st[i], ent.data(), c);
       } else {
@@ -576,8 +576,8 @@ void scan_ranks(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req
     entry_histogram<W>(ent, n_rel, bins, c);
     finish_histogram(bins, kBins, n_rel, s.nbits, r_at);
     if (req.ranks) {
-      if (out.ranks[i].size() < n_rel) out.ranks[i].resize(n_rel);
-      if (out.placed.size() < n_rel + 8) out.placed.resize(n_rel + 8);
+      grow_to(out.ranks[i], n_rel);
+      grow_to(out.placed, n_rel + 8);
     }
     out.ap[i] = place_entries<W>(ent, n_rel, n_at, r_at, s.nbits, ep, req, out.placed.data(), out.ranks[i].data(), c);
   }
@@ -591,8 +591,8 @@ void scan_with(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req,
 
 void scan_block(const ScanSet& s, std::size_t q0, int nq, const RankRequest& req, ScanOutput& out) {
   const std::size_t nbins = static_cast<std::size_t>(s.nbits) + 1;
-  out.n_at.assign(kQueryBlock * nbins, 0);
-  out.r_at.assign(kQueryBlock * nbins, 0);
+  assign_zeros(out.n_at, kQueryBlock * nbins);
+  assign_zeros(out.r_at, kQueryBlock * nbins);
   auto by_labels = [&](auto words) {
     constexpr int W = decltype(words)::value;
     switch (s.labels) {

@@ -92,6 +92,15 @@ ScanSet make_scan_set(const RetrievalSet& set) {
   return s;
 }
 
+void assign_zeros(std::vector<std::uint32_t>& v, std::size_t n) { v.assign(n, 0); }
+void assign_zeros(std::vector<std::uint64_t>& v, std::size_t n) { v.assign(n, 0); }
+void grow_to(std::vector<std::uint32_t>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+void grow_to(std::vector<std::uint64_t>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
 const MetricsScan* metrics_scan_for(const RetrievalSet& set) {
 #if defined(XMHASH_HAVE_AVX512)
   static const bool cpu = avx512_fused_cpu();

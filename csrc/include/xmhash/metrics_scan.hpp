@@ -56,6 +56,15 @@ struct ScanOutput {
   std::vector<std::uint64_t> epoch_first;
 };
 
+// Sizing of ScanOutput's vectors for the ISA kernels, defined in metrics_scan.cpp (baseline flags). An ISA
+// translation unit that called std::vector's assign/resize itself would instantiate those members under its
+// AVX-512 flags as weak symbols, and the linker may keep that copy for every other caller too, so a CPU without
+// AVX-512 could fault outside the dispatched path.
+void assign_zeros(std::vector<std::uint32_t>& v, std::size_t n);
+void assign_zeros(std::vector<std::uint64_t>& v, std::size_t n);
+void grow_to(std::vector<std::uint32_t>& v, std::size_t n);  // size >= n; keeps the contents
+void grow_to(std::vector<std::uint64_t>& v, std::size_t n);
+
 struct MetricsScan {
   // Queries q0 .. q0 + nq - 1 (nq <= kQueryBlock) against the whole database.
   void (*scan_block)(const ScanSet& set, std::size_t q0, int nq, const RankRequest& request, ScanOutput& out);

@@ -21,6 +21,9 @@
 #include "xmhash/popcount.hpp"
 
 namespace xmhash::pairwise_generic {
+// Internal linkage: each ISA translation unit keeps its own copies, compiled with its own flags
+// (csrc/check_isa_symbols.cmake explains why and checks it).
+namespace {
 
 template <class T, int Bytes>
 struct Simd {
@@ -277,4 +280,5 @@ void chunk(const PairwiseJob<T>& job, std::size_t row_begin, std::size_t row_end
   *loss_out += loss;
 }
 
+}  // namespace
 }  // namespace xmhash::pairwise_generic
