@@ -41,7 +41,7 @@ struct Narrow {
   struct Block {
     V x;
   };
-  std::size_t block_bytes = 32, words = 1;
+  std::size_t block_bytes = 32;
   V q[kQueryBlock];
   Elem qs[kQueryBlock];
 
@@ -176,7 +176,7 @@ struct Words : Lanes64 {
   struct Block {
     V x[kW];
   };
-  std::size_t block_bytes, words = kW;
+  std::size_t block_bytes;
   V q[kQueryBlock][kW];
   std::uint64_t qs[kQueryBlock][kW];
 

@@ -40,7 +40,7 @@ struct Narrow {
   struct Block {
     V x;
   };
-  std::size_t block_bytes = 64, words = 1;
+  std::size_t block_bytes = 64;
   V q[kQueryBlock];
   Elem qs[kQueryBlock];
 
@@ -178,7 +178,7 @@ struct Words {
   struct Block {
     V x[kW];
   };
-  std::size_t block_bytes, words = kW;
+  std::size_t block_bytes;
   V q[kQueryBlock][kW];
   std::uint64_t qs[kQueryBlock][kW];
 
@@ -337,19 +337,15 @@ const Kernels& kernels_avx512() {
 }
 
 // The popcount ceiling: 8 queries per database load, XOR + VPOPCNTQ + add, nothing else.
-std::uint64_t popcount_ceiling_avx512(const code_t* q8, const code_t* db, std::size_t nb, std::size_t cs,
-                                      std::size_t reps) {
+std::uint64_t popcount_ceiling_avx512(const code_t* q8, const code_t* db, std::size_t nb, std::size_t cs) {
   V acc[kQueryBlock];
   for (auto& a : acc) a = _mm512_setzero_si512();
   if (cs == 8) {
     V q[kQueryBlock];
     for (int i = 0; i < kQueryBlock; ++i) q[i] = _mm512_set1_epi64(static_cast<long long>(simd::load_word(q8 + 8 * i)));
-    for (std::size_t r = 0; r < reps; ++r) {
-      for (std::size_t j = 0; j + 8 <= nb; j += 8) {
-        const V x = _mm512_loadu_si512(db + 8 * j);
-        for (int i = 0; i < kQueryBlock; ++i) acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(x, q[i])));
-      }
-      __asm__ volatile("" ::: "memory");  // one full sweep per repetition
+    for (std::size_t j = 0; j + 8 <= nb; j += 8) {
+      const V x = _mm512_loadu_si512(db + 8 * j);
+      for (int i = 0; i < kQueryBlock; ++i) acc[i] = _mm512_add_epi64(acc[i], _mm512_popcnt_epi64(_mm512_xor_si512(x, q[i])));
     }
   } else {  // 16 bytes, transposed in registers as Row2 does
     V q0[kQueryBlock], q1[kQueryBlock];
@@ -357,15 +353,12 @@ std::uint64_t popcount_ceiling_avx512(const code_t* q8, const code_t* db, std::s
       q0[i] = _mm512_set1_epi64(static_cast<long long>(simd::load_word(q8 + 16 * i)));
       q1[i] = _mm512_set1_epi64(static_cast<long long>(simd::load_word(q8 + 16 * i + 8)));
     }
-    for (std::size_t r = 0; r < reps; ++r) {
-      for (std::size_t j = 0; j + 8 <= nb; j += 8) {
-        const V a = _mm512_loadu_si512(db + 16 * j), b = _mm512_loadu_si512(db + 16 * j + 64);
-        const V w0 = _mm512_unpacklo_epi64(a, b), w1 = _mm512_unpackhi_epi64(a, b);
-        for (int i = 0; i < kQueryBlock; ++i)
-          acc[i] = _mm512_add_epi64(acc[i], _mm512_add_epi64(_mm512_popcnt_epi64(_mm512_xor_si512(w0, q0[i])),
-                                                             _mm512_popcnt_epi64(_mm512_xor_si512(w1, q1[i]))));
-      }
-      __asm__ volatile("" ::: "memory");
+    for (std::size_t j = 0; j + 8 <= nb; j += 8) {
+      const V a = _mm512_loadu_si512(db + 16 * j), b = _mm512_loadu_si512(db + 16 * j + 64);
+      const V w0 = _mm512_unpacklo_epi64(a, b), w1 = _mm512_unpackhi_epi64(a, b);
+      for (int i = 0; i < kQueryBlock; ++i)
+        acc[i] = _mm512_add_epi64(acc[i], _mm512_add_epi64(_mm512_popcnt_epi64(_mm512_xor_si512(w0, q0[i])),
+                                                           _mm512_popcnt_epi64(_mm512_xor_si512(w1, q1[i]))));
     }
   }
   V s = acc[0];

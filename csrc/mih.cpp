@@ -236,7 +236,14 @@ struct MultiIndexHashing::Segment {
 
 // ------------------------------------------------------------------------------------------------ substrings
 
+void check_nbits(int nbits) {
+  if (nbits <= 0 || nbits % 8 || static_cast<std::size_t>(nbits) > kMaxCodeSize * 8)
+    invalid("nbits must be a positive multiple of 8 up to " + std::to_string(kMaxCodeSize * 8) + ", got " +
+            std::to_string(nbits));
+}
+
 std::vector<Substring> split_substrings(int nbits, int m) {
+  check_nbits(nbits);
   if (m < min_substrings(nbits) || m > max_substrings(nbits))
     invalid("m (number of substrings) must be in " + std::to_string(min_substrings(nbits)) + ".." +
             std::to_string(max_substrings(nbits)) + " for " + std::to_string(nbits) + "-bit codes, got " +
@@ -255,6 +262,7 @@ int min_substrings(int nbits) { return (nbits + 63) / 64; }
 int max_substrings(int nbits) { return nbits; }
 
 int auto_substrings(int nbits, std::size_t n) {
+  check_nbits(nbits);
   const double logn = std::log2(static_cast<double>(std::max<std::size_t>(n, 2)));
   // Radius of the 10th nearest neighbour of a uniform random query (n * P(Binomial(nbits, 1/2) <= R) >= 10).
   int r10 = nbits;
@@ -1009,18 +1017,20 @@ double project_mih_cost(const std::vector<StepStats>& steps, double sampled, dou
 // ------------------------------------------------------------------------------------------------ index
 
 MultiIndexHashing::MultiIndexHashing(int nbits, int m) : nbits_(nbits), m_(m) {
-  if (nbits <= 0 || nbits % 8 || static_cast<std::size_t>(nbits) > kMaxCodeSize * 8)
-    invalid("nbits must be a positive multiple of 8 up to " + std::to_string(kMaxCodeSize * 8) + ", got " +
-            std::to_string(nbits));
+  check_nbits(nbits);
   if (m != 0) split_substrings(nbits, m);  // validates m
   code_size_ = static_cast<std::size_t>(nbits) / 8;
 }
 
 MultiIndexHashing::~MultiIndexHashing() = default;
 
+std::size_t MultiIndexHashing::indexed_locked() const {
+  return segments_.empty() ? 0 : segments_.back()->base + segments_.back()->n;
+}
+
 std::size_t MultiIndexHashing::ntotal() const {
   std::shared_lock<std::shared_mutex> lock(mutex_);
-  return segments_.empty() ? 0 : segments_.back()->base + segments_.back()->n;
+  return indexed_locked();
 }
 
 std::vector<std::size_t> MultiIndexHashing::segment_sizes() const {
@@ -1051,7 +1061,7 @@ void MultiIndexHashing::reset() {
 
 void MultiIndexHashing::add(const code_t* db, std::size_t n, int threads) {
   std::unique_lock<std::shared_mutex> lock(mutex_);
-  const std::size_t old = segments_.empty() ? 0 : segments_.back()->base + segments_.back()->n;
+  const std::size_t old = indexed_locked();
   if (n < old) invalid("add: the database has " + std::to_string(n) + " codes, fewer than the " + std::to_string(old) +
                        " already indexed");
   if (n == old) return;
@@ -1076,7 +1086,7 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
                                           MihStats* stats) const {
   std::shared_lock<std::shared_mutex> lock(mutex_);
   const std::size_t cs = code_size_;
-  const std::size_t indexed = segments_.empty() ? 0 : segments_.back()->base + segments_.back()->n;
+  const std::size_t indexed = indexed_locked();
   if (n != indexed)
     invalid("the database has " + std::to_string(n) + " codes but the multi-index tables hold " +
             std::to_string(indexed));
@@ -1275,14 +1285,11 @@ RangeResultData MultiIndexHashing::search(const code_t* q, std::size_t nq, const
 
 void MultiIndexHashing::knn(const code_t* q, std::size_t nq, const code_t* db, std::size_t n, std::size_t k,
                             dist_t* D, idx_t* I, int threads, SearchMethod method, MihStats* stats) const {
-  if (k == 0) invalid("k must be >= 1, got 0");
+  check_k(k);
   RangeResultData r = search(q, nq, db, n, k, nbits_, threads, method, stats);
   for (std::size_t i = 0; i < nq; ++i) {
     const std::size_t b = static_cast<std::size_t>(r.lims[i]), c = static_cast<std::size_t>(r.lims[i + 1]) - b;
-    for (std::size_t j = 0; j < k; ++j) {
-      D[i * k + j] = j < c ? r.distances[b + j] : nbits_ + 1;
-      I[i * k + j] = j < c ? r.indices[b + j] : -1;
-    }
+    write_knn_row(k, nbits_, c, r.distances.data() + b, r.indices.data() + b, D + i * k, I + i * k);
   }
 }
 

@@ -54,7 +54,7 @@ template <class T>
 class Buffer {
  public:
   Buffer() = default;
-  explicit Buffer(std::size_t size) : size_(size) {
+  explicit Buffer(std::size_t size) {
     if (size == 0) return;
     data_.reset(static_cast<T*>(::operator new(size * sizeof(T), std::align_val_t(64))));
     std::memset(data_.get(), 0, size * sizeof(T));
@@ -66,7 +66,6 @@ class Buffer {
     void operator()(T* p) const { ::operator delete(p, std::align_val_t(64)); }
   };
   std::unique_ptr<T, Free> data_;
-  std::size_t size_ = 0;
 };
 
 template <class T>

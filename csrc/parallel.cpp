@@ -108,13 +108,10 @@ class Pool {
   }
 
   void grow(int n) {
-    while (static_cast<int>(workers_.size()) < n) {
-      int id = static_cast<int>(workers_.size());
-      workers_.emplace_back([this, id] { loop(id); });
-    }
+    while (static_cast<int>(workers_.size()) < n) workers_.emplace_back([this] { loop(); });
   }
 
-  void loop(int id) {
+  void loop() {
     std::size_t seen = 0;
     for (;;) {
       // After a job, stay awake a little for the next one (back-to-back calls, e.g. single queries).
@@ -129,7 +126,6 @@ class Pool {
       Job* job = job_;
       const int slot = ++started_;  // worker numbers 1..wanted_ for this job
       lock.unlock();
-      (void)id;
       job->work(slot);
       lock.lock();
       done_.fetch_add(1, std::memory_order_release);

@@ -18,6 +18,10 @@ void check_code_size(std::size_t code_size) {
             std::to_string(kMaxCodeSize * 8) + " bits), got " + std::to_string(code_size) + " bytes");
 }
 
+void check_k(std::size_t k) {
+  if (k == 0) invalid("k must be >= 1, got 0");
+}
+
 namespace {
 
 std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
@@ -292,17 +296,11 @@ QueryLists scan_select(const code_t* q, std::size_t nq, const code_t* db, std::s
 
 void knn(const code_t* q, std::size_t nq, const code_t* db, std::size_t nb, std::size_t cs, std::size_t k,
          dist_t* D, idx_t* I, int threads) {
-  if (k == 0) invalid("k must be >= 1, got 0");
+  check_k(k);
   const int nbits = static_cast<int>(cs * 8);
   QueryLists lists = scan_select(q, nq, db, nb, cs, k, nbits, threads);
-  for (std::size_t i = 0; i < nq; ++i) {
-    const auto& d = lists.dist[i];
-    const auto& ix = lists.idx[i];
-    for (std::size_t j = 0; j < k; ++j) {
-      D[i * k + j] = j < d.size() ? d[j] : nbits + 1;
-      I[i * k + j] = j < d.size() ? ix[j] : -1;
-    }
-  }
+  for (std::size_t i = 0; i < nq; ++i)
+    write_knn_row(k, nbits, lists.dist[i].size(), lists.dist[i].data(), lists.idx[i].data(), D + i * k, I + i * k);
 }
 
 RangeResultData to_csr(QueryLists&& lists) {

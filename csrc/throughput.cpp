@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 #include "xmhash/isa.hpp"
 #include "xmhash/parallel.hpp"
+#include "xmhash/search.hpp"
 #include "xmhash/types.hpp"
 
 namespace xmhash {
@@ -36,8 +38,9 @@ double now(bool cpu) {
 double measure_throughput(const std::string& kind, std::size_t cs, int threads, double seconds) {
   if (kind != "ceiling" && kind != "scan" && kind != "cdist")
     invalid("kind must be 'ceiling', 'scan' or 'cdist', got '" + kind + "'");
-  if (cs == 0 || cs > kMaxCodeSize) invalid("code_size out of range");
-  const bool ceiling = kind == "ceiling";
+  check_code_size(cs);
+  if (!(seconds > 0) || !std::isfinite(seconds)) invalid("seconds must be a positive finite number");
+  const bool ceiling = kind == "ceiling", scan = kind == "scan";
 #if defined(XMHASH_HAVE_AVX512)
   if (ceiling && (active_isa() != Isa::Avx512 || (cs != 8 && cs != 16))) return 0;
 #else
@@ -57,17 +60,17 @@ double measure_throughput(const std::string& kind, std::size_t cs, int threads, 
   for (auto& c : q) c = next();
   for (auto& c : db) c = next();
   const Kernels& kern = active_kernels();
+  const std::vector<int> thresh(nq, -1 + static_cast<int>(cs * 8) / 8);  // scan: far below any random distance
   std::atomic<std::uint64_t> sink{0};
   // One pass of every query over the tile, on one thread.
   auto pass = [&](std::vector<std::uint32_t>& idx, std::vector<std::uint16_t>& dist, std::vector<dist_t>& out) {
     if (ceiling) {
 #if defined(XMHASH_HAVE_AVX512)
       std::uint64_t s = 0;
-      for (int g = 0; g < nq; g += kQueryBlock) s += popcount_ceiling_avx512(q.data() + g * cs, db.data(), nb, cs, 1);
+      for (int g = 0; g < nq; g += kQueryBlock) s += popcount_ceiling_avx512(q.data() + g * cs, db.data(), nb, cs);
       sink += s;
 #endif
-    } else if (kind == "scan") {
-      std::vector<int> thresh(nq, -1 + static_cast<int>(cs * 8) / 8);  // far below any random distance
+    } else if (scan) {
       std::uint32_t count[nq];
       kern.scan_block(q.data(), nq, db.data(), nb, cs, thresh.data(), idx.data(), dist.data(), count, nb);
       sink += count[0];
@@ -80,8 +83,8 @@ double measure_throughput(const std::string& kind, std::size_t cs, int threads, 
   auto run = [&](std::size_t reps) {
     const double t0 = now(cpu);
     parallel_for(static_cast<std::size_t>(threads), threads, [&](std::size_t, int) {
-      std::vector<std::uint32_t> idx(kind == "scan" ? nq * nb : 0);
-      std::vector<std::uint16_t> dist(kind == "scan" ? nq * nb : 0);
+      std::vector<std::uint32_t> idx(scan ? nq * nb : 0);
+      std::vector<std::uint16_t> dist(scan ? nq * nb : 0);
       std::vector<dist_t> out(kind == "cdist" ? nq * nb : 0);
       for (std::size_t r = 0; r < reps; ++r) pass(idx, dist, out);
     });

@@ -133,6 +133,15 @@ def test_split_substrings_cover_the_code_once():
         assert sum(lens) == nbits and max(lens) - min(lens) <= 1 and max(lens) <= 64
 
 
+@pytest.mark.parametrize("nbits", [0, -8, 12, 4096 * 8 + 8])
+def test_substring_helpers_check_nbits(nbits):
+    message = f"nbits must be a positive multiple of 8 up to 32768, got {nbits}"
+    with pytest.raises(ValueError, match=message):
+        _core.mih_auto_substrings(nbits, 1000)
+    with pytest.raises(ValueError, match=message):
+        _core.mih_split_substrings(nbits, 1)
+
+
 def test_auto_m_follows_the_size_rule():
     assert _core.mih_auto_substrings(64, 1_000_000) == 5
     assert _core.mih_auto_substrings(64, 10_000_000) == 5

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import xmhash
+from xmhash import _core
 from reference import ref_cdist, ref_knn, ref_range
 
 WIDTHS = list(range(1, 41)) + [64, 512]  # bytes
@@ -160,3 +161,14 @@ def test_knn_guess_too_tight_is_rescanned(isa, threads):
     np.testing.assert_array_equal(D, Dr)
     np.testing.assert_array_equal(I, Ir)
     assert (D[0, :60] == 1).all() and D[0, 60] > 1
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan"), float("inf")])
+def test_throughput_probe_rejects_bad_durations(seconds):
+    with pytest.raises(ValueError, match="seconds must be a positive finite number"):
+        _core._throughput("scan", 8, 1, seconds)
+
+
+def test_throughput_probe_checks_the_code_width():
+    with pytest.raises(ValueError, match=r"code width must be 1\.\.4096 bytes \(8\.\.32768 bits\), got 0 bytes"):
+        _core._throughput("scan", 0, 1, 0.01)

@@ -29,11 +29,10 @@ const Kernels& kernels_avx2();
 #endif
 #if defined(XMHASH_HAVE_AVX512)
 const Kernels& kernels_avx512();
-// The popcount ceiling the benchmark compares the kernels with: `reps` sweeps of 8 queries over nb codes of 8 or
-// 16 bytes, each database load reused for the 8 queries, XOR + VPOPCNTQ + add and nothing else. Returns the sum
-// of all distances (so the work cannot be optimised away).
-std::uint64_t popcount_ceiling_avx512(const code_t* q8, const code_t* db, std::size_t nb, std::size_t code_size,
-                                      std::size_t reps);
+// The popcount ceiling the benchmark compares the kernels with: one sweep of 8 queries over nb codes of 8 or 16
+// bytes, each database load reused for the 8 queries, XOR + VPOPCNTQ + add and nothing else. Returns the sum of
+// all distances (so the work cannot be optimised away).
+std::uint64_t popcount_ceiling_avx512(const code_t* q8, const code_t* db, std::size_t nb, std::size_t code_size);
 #endif
 
 // Database tile (codes per scan_block call) sized so a tile stays in L2 while a query block sweeps it.

@@ -38,6 +38,9 @@ struct Substring {
   int start = 0, len = 0;
 };
 
+// Throws std::invalid_argument unless nbits is a positive multiple of 8 up to kMaxCodeSize * 8.
+void check_nbits(int nbits);
+
 // Splits nbits into m contiguous substrings whose lengths differ by at most one (the longer ones first).
 std::vector<Substring> split_substrings(int nbits, int m);
 
@@ -122,6 +125,8 @@ class MultiIndexHashing {
   std::size_t code_size_;
   std::vector<std::unique_ptr<Segment>> segments_;
   mutable std::shared_mutex mutex_;  // searches share, add/reset exclude
+
+  std::size_t indexed_locked() const;  // ntotal() for a caller that holds mutex_
 };
 
 }  // namespace xmhash

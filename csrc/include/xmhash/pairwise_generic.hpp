@@ -18,7 +18,7 @@
 
 #include "xmhash/pairwise_kernels.hpp"
 #include "xmhash/pairwise_math.hpp"
-#include "xmhash/popcount.hpp"
+#include "xmhash/types.hpp"
 
 namespace xmhash::pairwise_generic {
 // Internal linkage: each ISA translation unit keeps its own copies, compiled with its own flags

@@ -32,6 +32,18 @@ void cdist(const code_t* q, std::size_t nq, const code_t* db, std::size_t nb, st
 QueryLists scan_select(const code_t* q, std::size_t nq, const code_t* db, std::size_t nb, std::size_t code_size,
                        std::size_t k, int max_radius, int threads);
 
+// k-NN results, shared by the flat scan and the MIH index: k >= 1, and a row of k slots holds the `count` nearest
+// (distance, index) pairs, then distance nbits + 1 and index -1 in the slots no database code fills.
+void check_k(std::size_t k);
+template <class Dist, class Idx>
+void write_knn_row(std::size_t k, int nbits, std::size_t count, const Dist* dist, const Idx* idx, dist_t* D,
+                   idx_t* I) {
+  for (std::size_t j = 0; j < k; ++j) {
+    D[j] = j < count ? static_cast<dist_t>(dist[j]) : nbits + 1;
+    I[j] = j < count ? static_cast<idx_t>(idx[j]) : -1;
+  }
+}
+
 // D, I: nq * k. Rows shorter than k (k > nb) are padded with index -1 and distance nbits + 1.
 void knn(const code_t* q, std::size_t nq, const code_t* db, std::size_t nb, std::size_t code_size, std::size_t k,
          dist_t* D, idx_t* I, int threads);

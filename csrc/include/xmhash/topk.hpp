@@ -44,7 +44,6 @@ class TopK {
   }
 
   // Candidates held (at most k after finish()).
-  std::size_t size() const { return dist_.size(); }
 
   // Tightens the threshold once k candidates are held; compacts when the buffer grows well past k.
   void update() {
