@@ -21,14 +21,12 @@ import numpy as np
 import pytest
 
 import xmhash
-from xmhash._cuda import unavailable_reason
+from cuda_env import cuda_skip_reason
 
-_reason = unavailable_reason()
+_reason = cuda_skip_reason()
 if _reason is not None:
     pytest.skip(_reason, allow_module_level=True)
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("torch has no CUDA device", allow_module_level=True)
+import torch  # noqa: E402
 
 FULL = os.environ.get("XMHASH_BENCH_FULL") == "1"
 NB = 1_000_000 if FULL else 20_000

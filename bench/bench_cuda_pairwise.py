@@ -20,14 +20,12 @@ import time
 
 import pytest
 
-from xmhash._cuda import unavailable_reason
+from cuda_env import cuda_skip_reason
 
-_reason = unavailable_reason()
+_reason = cuda_skip_reason()
 if _reason is not None:
     pytest.skip(_reason, allow_module_level=True)
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available():
-    pytest.skip("torch has no CUDA device", allow_module_level=True)
+import torch  # noqa: E402
 
 from xmhash.nn import pack_labels  # noqa: E402
 from xmhash.nn.functional import pairwise_nll  # noqa: E402

@@ -109,7 +109,7 @@ def print_table() -> None:
 # ---------------------------------------------------------------------------------------------- correctness
 
 
-def check_knn(nbits, q, db, D, I, Df, If):
+def check_knn(q, db, D, I, Df, If):
     """Same distances; the same ids strictly below each row's k-th distance; every returned id really at its
     distance (ties at the k-th distance may pick different ids: faiss does not order ties by index)."""
     np.testing.assert_array_equal(D, Df)
@@ -144,7 +144,7 @@ def interleaved(calls: dict, rounds: int) -> dict:
     return times
 
 
-def record(benchmark, case: str, n_queries: int, times: dict) -> float:
+def record(benchmark, case: str, n_queries: int, times: dict) -> None:
     best = {name: min(ts) for name, ts in times.items()}
     xq = n_queries / best["xmhash"]
     fq = max(n_queries / s for name, s in best.items() if name.startswith("faiss"))
@@ -155,7 +155,6 @@ def record(benchmark, case: str, n_queries: int, times: dict) -> float:
         **{f"{name}_median_s": statistics.median(ts) for name, ts in times.items()},
     )
     RESULTS.append((case, xq, fq, ratio))
-    return ratio
 
 
 def rounds(benchmark) -> int:
@@ -176,7 +175,7 @@ def test_knn_vs_faiss(benchmark, nbits, k):
     q, db, index = data(nbits)
     D, I = xmhash.knn(q, db, k, threads=THREADS)
     for heap in (True, False):
-        check_knn(nbits, q, db, D, I, *faiss_knn(index, q, k, heap))
+        check_knn(q, db, D, I, *faiss_knn(index, q, k, heap))
     seconds = interleaved(
         {
             "xmhash": lambda: xmhash.knn(q, db, k, threads=THREADS),
@@ -215,7 +214,7 @@ def test_single_query_vs_faiss(benchmark, nbits, k):
     for s in singles[:3]:
         D, I = xmhash.knn(s, db, k, threads=THREADS)
         for heap in (True, False):
-            check_knn(nbits, s, db, D, I, *faiss_knn(index, s, k, heap))
+            check_knn(s, db, D, I, *faiss_knn(index, s, k, heap))
 
     def one_by_one(fn):
         return lambda: [fn(s) for s in singles]

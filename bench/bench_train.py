@@ -101,6 +101,11 @@ class _Bare:
         ssah_module.pairwise_loss, ssah_module.pairwise_monitor = self.saved
 
 
+def _peer_context(name: str):
+    """The "bare" peer runs with the pairwise terms stubbed out; the others as they are."""
+    return _Bare() if name == "bare" else contextlib.nullcontext()
+
+
 _CLOCK = [time.perf_counter]  # main(--cpu-time) switches to process CPU time (robust to other jobs' load)
 
 
@@ -125,17 +130,17 @@ def epoch_table(data, *, steps: int, repeats: int) -> dict:
     for stage in STAGES:  # warm-up; the first step of the two backends (same seed, same state) must agree
         first = {}
         for name, tr in peers.items():
-            with _Bare() if name == "bare" else contextlib.nullcontext():
+            with _peer_context(name):
                 first[name] = one_step(tr, stage)
         for k, v in first["native"].items():
             np.testing.assert_allclose(float(v), float(first["torch"][k]), rtol=2e-4, err_msg=f"{stage} {k}")
     for r in range(repeats):
         for stage in STAGES:
             for name, tr in peers.items():
-                with _Bare() if name == "bare" else contextlib.nullcontext():
+                with _peer_context(name):
                     record((name, stage), _timed(lambda: [one_step(tr, stage, i) for i in range(steps)]) / steps)
         for name, tr in peers.items():
-            with _Bare() if name == "bare" else contextlib.nullcontext():
+            with _peer_context(name):
                 record((name, "mon_lab"), _timed(tr._monitor_lab))
                 for stage in ("img", "txt"):
                     record((name, f"mon_{stage}"), _timed(lambda: tr._monitor_modality(stage)))

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import xmhash
+from cuda_env import cuda_skip_reason
 
 # The `isa` fixture below is function-scoped on purpose: it sets the code path once for all generated inputs.
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -26,23 +27,8 @@ def isa(request):
     xmhash.set_isa(before)
 
 
-def _cuda_skip_reason() -> str | None:
-    from xmhash._cuda import unavailable_reason
-
-    reason = unavailable_reason()  # kernels not built / no driver / no device, each said plainly
-    if reason is not None:
-        return reason
-    try:
-        import torch
-    except ImportError:
-        return "the GPU tests need PyTorch with CUDA (torch is not installed)"
-    if not torch.cuda.is_available():
-        return f"the GPU tests need PyTorch with CUDA (torch {torch.__version__} sees no GPU)"
-    return None
-
-
 def pytest_collection_modifyitems(config, items):
-    reason = _cuda_skip_reason()
+    reason = cuda_skip_reason()
     if reason is None:
         return
     for item in items:
