@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,6 +13,18 @@ namespace xmhash::cuda {
 constexpr int kWarp = 32;
 // Dynamic shared memory every launch stays under, so no per-architecture opt-in is needed.
 constexpr std::size_t kSharedBudget = 48 * 1024;
+// The counting kernels (select.cu, metric_histograms.cu): one warp per (query, database chunk) unit, at most this
+// many warps per block, and about this many units in flight per SM (two full H100 SMs' worth of warps).
+constexpr int kMaxWarpsPerBlock = 8;
+constexpr std::size_t kUnitsPerSm = 128;
+
+// Warps per block of a counting kernel whose units keep `bin_bytes` of counters each: in shared memory when
+// they fit the budget (then as many warps as fit), else in global memory.
+inline bool bins_in_shared(std::size_t bin_bytes) { return bin_bytes <= kSharedBudget; }
+inline int counting_warps_per_block(std::size_t bin_bytes) {
+  if (!bins_in_shared(bin_bytes)) return kMaxWarpsPerBlock;
+  return static_cast<int>(std::min<std::size_t>(kMaxWarpsPerBlock, kSharedBudget / bin_bytes));
+}
 
 #define XMHASH_CUDA_TRY(expr)                    \
   do {                                           \

@@ -15,9 +15,6 @@
 namespace xmhash::cuda {
 namespace {
 
-constexpr int kMaxWarpsPerBlock = 8;
-constexpr std::size_t kUnitsPerSm = 128;
-
 struct Relevance {
   const code_t* q_labels;
   const code_t* db_labels;
@@ -89,9 +86,8 @@ extern "C" int xmhash_cuda_metric_histograms(const std::uint8_t* q, std::size_t 
       xmhash::make_select_plan(nb, nbits, 0, ceil_div(static_cast<std::size_t>(sms) * kUnitsPerSm, nq),
                                xmhash::min_select_chunk(nbits + 1));
   const std::size_t bin_bytes = 2 * nbins * 4;
-  const bool shared_bins = bin_bytes <= kSharedBudget;
-  const int W = shared_bins ? static_cast<int>(std::min<std::size_t>(kMaxWarpsPerBlock, kSharedBudget / bin_bytes))
-                            : kMaxWarpsPerBlock;
+  const bool shared_bins = bins_in_shared(bin_bytes);
+  const int W = counting_warps_per_block(bin_bytes);
   const std::size_t smem = shared_bins ? W * bin_bytes : 0;
   const std::size_t n_units = nq * p.units;
   const Relevance rel{q_labels, db_labels, q_labels ? label_bytes : 0, q_class, db_class};

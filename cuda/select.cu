@@ -15,8 +15,6 @@ namespace xmhash::cuda {
 namespace {
 
 constexpr std::size_t kCountBudget = std::size_t{256} << 20;  // bytes of per-unit counts per query batch
-constexpr int kMaxWarpsPerBlock = 8;
-constexpr std::size_t kUnitsPerSm = 128;  // warps in flight per SM we aim for (two full H100 SMs' worth)
 constexpr int kScanThreads = 256;
 
 // Everything a launch needs, derived only from its arguments and the device, so that the workspace query,
@@ -45,10 +43,8 @@ int make_batch_plan(std::size_t nq, std::size_t nb, std::size_t cs, int limit, s
   const std::size_t per_query = nbins * (bp.p.units + 1) * 4 + 8;
   bp.batch = std::max<std::size_t>(1, std::min(nq, kCountBudget / per_query));
   const std::size_t bin_bytes = nbins * 4;
-  bp.shared_bins = bin_bytes <= kSharedBudget;
-  bp.warps_per_block =
-      bp.shared_bins ? static_cast<int>(std::min<std::size_t>(kMaxWarpsPerBlock, kSharedBudget / bin_bytes))
-                     : kMaxWarpsPerBlock;
+  bp.shared_bins = bins_in_shared(bin_bytes);
+  bp.warps_per_block = counting_warps_per_block(bin_bytes);
   bp.counts_off = 0;
   bp.totals_off = align256(bp.counts_off + bp.batch * nbins * bp.p.units * 4);
   bp.kept_off = align256(bp.totals_off + bp.batch * nbins * 4);
