@@ -17,11 +17,12 @@ written atomically: a temporary file in the target folder, then ``os.replace``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 __all__ = ["plot_map_vs_time", "plot_pr_by_radius", "plot_precision_at_n"]
 
@@ -114,16 +115,8 @@ def _draw(series: dict, path, *, xlabel: str, ylabel: str, title, marker: str, x
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, parents=True) as tmp, open(tmp, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
     return path
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .. import __version__ as xmhash_version
-from ._io import atomic_target, atomic_write_text
+from .._atomic import atomic_path
+from ._io import atomic_write_text
 from .checkpoint import collect_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
 from .dataset import load_dataset, prepare
@@ -228,7 +229,7 @@ def _save_codes(run_dir: Path, codes: dict, bits: int) -> None:
 
     out = run_dir / "codes"
     for name, c in codes.items():
-        with atomic_target(out / f"{name}.npy") as tmp:
+        with atomic_path(out / f"{name}.npy", parents=True) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, c)
     for modality in ("image", "text"):
