@@ -51,6 +51,18 @@ def _bits(x: np.ndarray, name: str) -> np.ndarray:
     raise TypeError(f"{name} must be bool, integer 0/1 or ±1, or floating point, got dtype {x.dtype}")
 
 
+def _pack_rows(dense: np.ndarray) -> np.ndarray:
+    """``np.packbits(dense, axis=1, bitorder="little")`` for a 2-D bool array, through one flat packbits over
+    rows padded to whole bytes: several times faster than ``axis=1``, which walks the rows one by one."""
+    rows, columns = dense.shape
+    width = (columns + 7) // 8
+    if columns != 8 * width:
+        padded = np.zeros((rows, 8 * width), dtype=np.bool_)
+        padded[:, :columns] = dense
+        dense = padded
+    return np.packbits(np.ascontiguousarray(dense).reshape(-1), bitorder="little").reshape(rows, width)
+
+
 def pack(x) -> np.ndarray:
     """Pack a matrix of bits into codes: ``(n, nbits)`` → uint8 ``(n, nbits // 8)``, C-contiguous.
 
