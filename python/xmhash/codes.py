@@ -111,7 +111,7 @@ def unpack(codes, nbits: int | None = None, *, signed: bool = False) -> np.ndarr
     return bits
 
 
-def as_codes(x, name: str = "codes", *, nbytes: int | None = None) -> np.ndarray:
+def as_codes(x, name: str = "codes") -> np.ndarray:
     """Validate packed codes: a 2-D uint8 array (or torch CPU uint8 tensor, zero-copy), C-contiguous.
 
     Non-contiguous inputs are copied once. Anything else raises ``TypeError``/``ValueError`` naming ``name``.
@@ -127,8 +127,6 @@ def as_codes(x, name: str = "codes", *, nbytes: int | None = None) -> np.ndarray
         raise ValueError(f"{name} must be a 2-D array (n, nbits // 8) of packed codes, got {arr.ndim} dimensions")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one byte per code, got shape {arr.shape}")
-    if nbytes is not None and arr.shape[1] != nbytes:
-        raise ValueError(f"{name} must have {nbytes} bytes ({nbytes * 8} bits) per code, got {arr.shape[1]} bytes")
     return np.ascontiguousarray(arr)
 
 
