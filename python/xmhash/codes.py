@@ -89,7 +89,7 @@ def _pack(arr: np.ndarray, name: str) -> np.ndarray:
     nbits = arr.shape[1]
     if nbits == 0 or nbits % 8:
         raise ValueError(f"{name} must have a number of bits (columns) that is a positive multiple of 8, got {nbits}")
-    return np.ascontiguousarray(np.packbits(_bits(arr, name), axis=1, bitorder="little"))
+    return _pack_rows(_bits(arr, name))  # whole bytes per row: the flat packbits, no padding copy
 
 
 def unpack(codes, nbits: int | None = None, *, signed: bool = False) -> np.ndarray:
