@@ -46,9 +46,9 @@ _TIES = ("index", "average")
 
 
 # ---------------------------------------------------------------------------------------------- validation
-def _labels(x, name: str) -> np.ndarray:
-    """Native label form: packed multi-hot rows (uint8, 2-D) or int64 class ids (1-D)."""
-    arr = _to_numpy(x, name)
+def _labels(arr: np.ndarray, name: str) -> np.ndarray:
+    """Native label form of labels already through ``_to_numpy``: packed multi-hot rows (uint8, 2-D) or int64
+    class ids (1-D)."""
     if arr.ndim == 1:
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(
