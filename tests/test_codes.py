@@ -1,3 +1,5 @@
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -104,6 +106,39 @@ def test_unpack_rejects_bad_nbits():
         xmhash.unpack(codes, 24)
     with pytest.raises(TypeError, match="codes must be packed uint8 codes, got dtype float64"):
         xmhash.unpack(np.zeros((1, 2)))
+    with pytest.raises(TypeError, match=r"^nbits must be an int, got float$"):
+        xmhash.unpack(codes, 8.0)
+    with pytest.raises(TypeError, match=r"^nbits must be an int, got bool$"):
+        xmhash.unpack(codes, True)
+
+
+def test_codes_need_at_least_one_byte():
+    with pytest.raises(ValueError, match=r"^codes must have at least one byte per code, got shape \(2, 0\)$"):
+        xmhash.unpack(np.zeros((2, 0), dtype=np.uint8))
+
+
+class _FakeCudaTensor:
+    """Looks like a torch CUDA tensor to is_torch_tensor (module torch, detach, numpy) without a GPU or torch."""
+
+    __module__ = "torch"
+    device = types.SimpleNamespace(type="cuda")
+
+    def detach(self):
+        return self
+
+    def numpy(self):
+        raise AssertionError("a CUDA tensor must be rejected before it is read")
+
+
+def test_cpu_functions_reject_device_tensors():
+    message = "{} is a {} tensor; this function takes CPU tensors or numpy arrays"
+    with pytest.raises(ValueError, match=f"^{message.format('x', 'cuda')}$"):
+        xmhash.pack(_FakeCudaTensor())
+    with pytest.raises(ValueError, match=f"^{message.format('codes', 'cuda')}$"):
+        xmhash.unpack(_FakeCudaTensor())
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=f"^{message.format('x', 'meta')}$"):
+        xmhash.pack(torch.zeros(2, 8, device="meta"))
 
 
 @given(arrays(np.uint8, st.tuples(st.integers(1, 5), st.integers(1, 6))))

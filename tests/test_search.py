@@ -147,6 +147,8 @@ def test_range_result_interface():
     assert res[-1][0].tolist() == [3]
     with pytest.raises(IndexError, match="query index out of range for 2 queries"):
         res[2]
+    with pytest.raises(TypeError, match=r"^query index must be an int, got float$"):
+        res[1.5]
     assert "queries=2" in repr(res)
 
 
