@@ -1,3 +1,5 @@
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -5,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import xmhash
+from xmhash.codes import _pack_rows
 
 
 @given(st.integers(0, 20), st.integers(1, 40), st.integers(0, 2**32 - 1))
@@ -14,6 +17,25 @@ def test_pack_matches_numpy_little_endian_layout(n, nbytes, seed):
     assert codes.dtype == np.uint8 and codes.shape == (n, nbytes) and codes.flags.c_contiguous
     np.testing.assert_array_equal(codes, np.packbits(bits, axis=1, bitorder="little"))
     np.testing.assert_array_equal(xmhash.unpack(codes, nbytes * 8), bits)
+
+
+@given(st.integers(0, 20), st.integers(1, 40), st.integers(0, 2**32 - 1), st.sampled_from(["C", "F", "strided"]))
+def test_pack_of_reals_matches_packbits_along_rows(n, nbytes, seed, layout):
+    x = np.random.default_rng(seed).standard_normal((n, nbytes * 8 * (2 if layout == "strided" else 1)))
+    x = x[:, ::2] if layout == "strided" else np.asarray(x, order=layout)
+    codes = xmhash.pack(x)
+    assert codes.shape == (n, nbytes) and codes.flags.c_contiguous
+    np.testing.assert_array_equal(codes, np.packbits(x >= 0, axis=1, bitorder="little"))
+
+
+@given(st.integers(0, 20), st.integers(1, 70), st.integers(0, 2**32 - 1), st.sampled_from(["C", "F", "strided"]))
+def test_pack_rows_matches_packbits_along_rows(n, columns, seed, layout):
+    """The flat packbits behind pack and the label packers, at any width (padded to whole bytes)."""
+    dense = np.random.default_rng(seed).random((n, columns * (2 if layout == "strided" else 1))) < 0.5
+    dense = dense[:, ::2] if layout == "strided" else np.asarray(dense, order=layout)
+    packed = _pack_rows(dense)
+    assert packed.shape == (n, (columns + 7) // 8) and packed.flags.c_contiguous
+    np.testing.assert_array_equal(packed, np.packbits(dense, axis=1, bitorder="little"))
 
 
 def test_bit_j_is_byte_j_div_8_bit_j_mod_8():
@@ -84,6 +106,39 @@ def test_unpack_rejects_bad_nbits():
         xmhash.unpack(codes, 24)
     with pytest.raises(TypeError, match="codes must be packed uint8 codes, got dtype float64"):
         xmhash.unpack(np.zeros((1, 2)))
+    with pytest.raises(TypeError, match=r"^nbits must be an int, got float$"):
+        xmhash.unpack(codes, 8.0)
+    with pytest.raises(TypeError, match=r"^nbits must be an int, got bool$"):
+        xmhash.unpack(codes, True)
+
+
+def test_codes_need_at_least_one_byte():
+    with pytest.raises(ValueError, match=r"^codes must have at least one byte per code, got shape \(2, 0\)$"):
+        xmhash.unpack(np.zeros((2, 0), dtype=np.uint8))
+
+
+class _FakeCudaTensor:
+    """Looks like a torch CUDA tensor to is_torch_tensor (module torch, detach, numpy) without a GPU or torch."""
+
+    __module__ = "torch"
+    device = types.SimpleNamespace(type="cuda")
+
+    def detach(self):
+        return self
+
+    def numpy(self):
+        raise AssertionError("a CUDA tensor must be rejected before it is read")
+
+
+def test_cpu_functions_reject_device_tensors():
+    message = "{} is a {} tensor; this function takes CPU tensors or numpy arrays"
+    with pytest.raises(ValueError, match=f"^{message.format('x', 'cuda')}$"):
+        xmhash.pack(_FakeCudaTensor())
+    with pytest.raises(ValueError, match=f"^{message.format('codes', 'cuda')}$"):
+        xmhash.unpack(_FakeCudaTensor())
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=f"^{message.format('x', 'meta')}$"):
+        xmhash.pack(torch.zeros(2, 8, device="meta"))
 
 
 @given(arrays(np.uint8, st.tuples(st.integers(1, 5), st.integers(1, 6))))

@@ -354,6 +354,19 @@ def test_glue_bad_device_inputs(fake_gpu):
         xmhash.knn(t, t, 2, threads=-1)
 
 
+def test_glue_bad_k_is_rejected_before_copying_inputs_to_the_device(fake_gpu, monkeypatch):
+    copies = []
+    monkeypatch.setattr(_cuda, "_host_to_device", lambda torch, arr, dev: copies.append(arr.shape))
+    q, db = _data(3, 50, 8)
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        xmhash.knn(q, db, 0, device="cuda")
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        xmhash.search(q, db, k=0, radius=3, device="cuda")
+    with pytest.raises(TypeError, match="k must be an int, got float"):
+        xmhash.search(q, db, k=2.0, radius=3, device="cuda")
+    assert copies == []
+
+
 def test_glue_index_database_including_mmap(fake_gpu, tmp_path):
     q, db = _data(3, 100, 16, seed=9)
     index = xmhash.HammingIndex(128)

@@ -1,4 +1,6 @@
 import os
+import re
+import stat
 import struct
 
 import numpy as np
@@ -54,6 +56,22 @@ def test_save_load_roundtrip(tmp_path, codes, mmap):
     loaded.add(codes[:10])  # an mmapped index copies on add; the file is untouched
     assert loaded.ntotal == 3010
     assert xmhash.HammingIndex.load(path).ntotal == 3000
+
+
+def test_saved_file_has_the_permissions_open_would_give(tmp_path, codes):
+    index = xmhash.HammingIndex(64)
+    index.add(codes[:10])
+    path = tmp_path / "db.xmh"
+    index.save(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
+
+
+def test_save_into_a_missing_folder(tmp_path):
+    path = tmp_path / "nope" / "db.xmh"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {re.escape(str(path))}: folder .*nope does not exist"):
+        xmhash.HammingIndex(16).save(path)
 
 
 def test_empty_index_roundtrip(tmp_path):

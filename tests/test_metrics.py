@@ -506,6 +506,9 @@ QL, DL = np.array([[1, 0], [0, 1]]), np.array([[1, 0], [0, 1], [1, 1]])
     [
         ((CODES, DB, QL[:1], DL), {}, ValueError, r"q_labels has 1 rows but q_codes has 2 codes"),
         ((CODES, DB, QL, DL[:2]), {}, ValueError, r"db_labels has 2 rows but db_codes has 3 codes"),
+        # 0-row multi-hot labels: the same mismatch error, not a numpy reshape error from packing them
+        ((CODES, DB, QL[:0], DL), {}, ValueError, r"q_labels has 0 rows but q_codes has 2 codes; they must match"),
+        ((CODES, DB, QL, DL[:0]), {}, ValueError, r"db_labels has 0 rows but db_codes has 3 codes; they must match"),
         ((CODES, DB, QL * 2, DL), {}, ValueError, r"q_labels must be multi-hot 0/1 labels, found the value 2"),
         ((CODES, DB, QL, DL - 1), {}, ValueError, r"db_labels must be multi-hot 0/1 labels, found the value -1"),
         ((CODES, DB, QL * 0.5, DL), {}, ValueError, r"q_labels must be multi-hot 0/1 labels, found the value 0.5"),

@@ -389,6 +389,41 @@ def test_packed_labels_validation():
         pack_labels(np.array([[0, -1]]))
 
 
+@pytest.mark.parametrize(
+    "make, exc, message",
+    [
+        (lambda: PackedLabels(np.zeros((2, 3), np.int8), 24), TypeError,
+         "bits must be a 2-D uint8 numpy array of packed labels; use xmhash.nn.pack_labels()"),
+        (lambda: PackedLabels([[0]], 8), TypeError,
+         "bits must be a 2-D uint8 numpy array of packed labels; use xmhash.nn.pack_labels()"),
+        (lambda: PackedLabels(np.zeros((2, 1), np.uint8), 0), ValueError, "num_classes must be an int >= 1, got 0"),
+        (lambda: PackedLabels(np.zeros((2, 1), np.uint8), True), ValueError,
+         "num_classes must be an int >= 1, got True"),
+        (lambda: PackedLabels(np.zeros((2, 1), np.uint8), 8.0), ValueError,
+         "num_classes must be an int >= 1, got 8.0"),
+        (lambda: PackedLabels(np.zeros((2, 2), np.uint8), 24), ValueError,
+         "bits must have ceil(num_classes / 8) = 3 bytes per row for 24 classes, got 2"),
+        (lambda: pack_labels(torch.zeros(2, 3, dtype=torch.complex64)), TypeError,
+         "labels must hold bools or 0/1 numbers, got dtype torch.complex64"),
+        (lambda: pack_labels(np.zeros((2, 3), dtype="U1")), TypeError,
+         "labels must hold bools or 0/1 numbers, got dtype <U1"),
+        (lambda: pack_labels([[0, 1]]), TypeError,
+         "labels must be a torch tensor, a numpy array or PackedLabels, got list"),
+        (lambda: pack_labels(np.zeros(3)), ValueError,
+         "labels must be a 2-D (rows, num_classes) multi-hot matrix, got shape (3,)"),
+        (lambda: pack_labels(torch.zeros(3, 0)), ValueError,
+         "labels must have at least one class (column), got shape (3, 0)"),
+        (lambda: pack_labels(np.array([[0, -1]])), ValueError,
+         "labels must be multi-hot: every value 0 or 1 (or bool), found other values"),
+        (lambda: pack_labels(torch.tensor([[0.0, 2.0]])), ValueError,
+         "labels must be multi-hot: every value 0 or 1 (or bool), found other values"),
+    ],
+)
+def test_label_packing_errors_exact_messages(make, exc, message):
+    with pytest.raises(exc, match=f"^{re.escape(message)}$"):
+        make()
+
+
 # ------------------------------------------------------------------------------------------------ sign_ste
 
 
@@ -410,6 +445,8 @@ def test_sign_ste_float64_and_vmap():
 def test_sign_ste_rejects_integers():
     with pytest.raises(TypeError, match="x must be a floating-point tensor, got torch.int64"):
         sign_ste(torch.tensor([1, -1]))
+    with pytest.raises(TypeError, match=r"^x must be a torch.Tensor, got ndarray$"):
+        sign_ste(np.ones(3, dtype=np.float32))
 
 
 # ------------------------------------------------------------------------------------------------ CUDA

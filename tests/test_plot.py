@@ -87,6 +87,8 @@ def test_bad_input(tmp_path):
         plot.plot_map_vs_time({"a": ([1], [0.5]), ("b", 16): ([1], [0.5])}, tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"histories\['a'\] needs the keys \('time', 'map'\), missing \['map'\]"):
         plot.plot_map_vs_time({"a": {"time": [1]}}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"curves\['a'\] needs the keys \('n', 'precision'\), missing \['precision'\]"):
+        plot.plot_precision_at_n({"a": {"n": [1]}}, tmp_path / "x.png")
     with pytest.raises(TypeError, match=r"curves\['a'\] must be a pair \(precision, recall\) of sequences"):
         plot.plot_pr_by_radius({"a": 3}, tmp_path / "x.png")
     assert not list(tmp_path.glob("*.png"))

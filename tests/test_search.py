@@ -116,6 +116,7 @@ def test_real_and_bool_inputs_are_packed_on_the_fly():
     np.testing.assert_array_equal(xmhash.cdist(x, x > 0), xmhash.cdist(codes, xmhash.pack(x > 0)))
     D1, I1 = xmhash.knn(x[:5], codes, 3)
     D2, I2 = xmhash.knn(codes[:5], codes, 3)
+    np.testing.assert_array_equal(D1, D2)
     np.testing.assert_array_equal(I1, I2)
 
 
@@ -146,6 +147,8 @@ def test_range_result_interface():
     assert res[-1][0].tolist() == [3]
     with pytest.raises(IndexError, match="query index out of range for 2 queries"):
         res[2]
+    with pytest.raises(TypeError, match=r"^query index must be an int, got float$"):
+        res[1.5]
     assert "queries=2" in repr(res)
 
 

@@ -7,13 +7,13 @@ only.
 
 from __future__ import annotations
 
-from ._native import build_info, get_isa, set_isa
+from ._native import _core, build_info, get_isa, set_isa
 from .codes import pack, unpack
 from .index import HammingIndex
 from .search import RangeResult, cdist, knn, range_search, search
 from . import metrics  # numpy only; xmhash.plot stays opt-in (matplotlib)
 
-__version__ = build_info()["version"]
+__version__ = _core.__version__  # not build_info(): that probes the CUDA driver on CUDA builds
 
 __all__ = [
     "HammingIndex",

@@ -235,9 +235,9 @@ def range_search(queries, database, radius: int, *, k: int | None = None, device
     """Radius lookup (at most k per query when k is given) in three steps: count, read the total, fill."""
     from .search import RangeResult, check_k, check_radius
 
+    cap = 0 if k is None else check_k(k)  # before the inputs are copied to the device, as knn does
     with _Call(device, queries, database) as c:
         r = check_radius(radius, c.cs * 8)
-        cap = 0 if k is None else check_k(k)
         lims = c.empty(c.nq + 1, c.torch.int64)
         ws, n = c.workspace(r, cap)
         args = (c.q.data_ptr(), c.nq, c.db.data_ptr(), c.nb, c.cs, r, cap)

@@ -51,6 +51,18 @@ def _bits(x: np.ndarray, name: str) -> np.ndarray:
     raise TypeError(f"{name} must be bool, integer 0/1 or ±1, or floating point, got dtype {x.dtype}")
 
 
+def _pack_rows(dense: np.ndarray) -> np.ndarray:
+    """``np.packbits(dense, axis=1, bitorder="little")`` for a 2-D bool array, through one flat packbits over
+    rows padded to whole bytes: several times faster than ``axis=1``, which walks the rows one by one."""
+    rows, columns = dense.shape
+    width = (columns + 7) // 8
+    if columns != 8 * width:
+        padded = np.zeros((rows, 8 * width), dtype=np.bool_)
+        padded[:, :columns] = dense
+        dense = padded
+    return np.packbits(np.ascontiguousarray(dense).reshape(-1), bitorder="little").reshape(rows, width)
+
+
 def pack(x) -> np.ndarray:
     """Pack a matrix of bits into codes: ``(n, nbits)`` → uint8 ``(n, nbits // 8)``, C-contiguous.
 
@@ -77,7 +89,7 @@ def _pack(arr: np.ndarray, name: str) -> np.ndarray:
     nbits = arr.shape[1]
     if nbits == 0 or nbits % 8:
         raise ValueError(f"{name} must have a number of bits (columns) that is a positive multiple of 8, got {nbits}")
-    return np.ascontiguousarray(np.packbits(_bits(arr, name), axis=1, bitorder="little"))
+    return _pack_rows(_bits(arr, name))  # whole bytes per row: the flat packbits, no padding copy
 
 
 def unpack(codes, nbits: int | None = None, *, signed: bool = False) -> np.ndarray:
@@ -99,7 +111,7 @@ def unpack(codes, nbits: int | None = None, *, signed: bool = False) -> np.ndarr
     return bits
 
 
-def as_codes(x, name: str = "codes", *, nbytes: int | None = None) -> np.ndarray:
+def as_codes(x, name: str = "codes") -> np.ndarray:
     """Validate packed codes: a 2-D uint8 array (or torch CPU uint8 tensor, zero-copy), C-contiguous.
 
     Non-contiguous inputs are copied once. Anything else raises ``TypeError``/``ValueError`` naming ``name``.
@@ -115,8 +127,6 @@ def as_codes(x, name: str = "codes", *, nbytes: int | None = None) -> np.ndarray
         raise ValueError(f"{name} must be a 2-D array (n, nbits // 8) of packed codes, got {arr.ndim} dimensions")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one byte per code, got shape {arr.shape}")
-    if nbytes is not None and arr.shape[1] != nbytes:
-        raise ValueError(f"{name} must have {nbytes} bytes ({nbytes * 8} bits) per code, got {arr.shape[1]} bytes")
     return np.ascontiguousarray(arr)
 
 

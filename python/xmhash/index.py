@@ -28,14 +28,13 @@ half-written index under the real name. On load, the magic, version, header chec
 from __future__ import annotations
 
 import numbers
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_path
 from .codes import codes_or_pack
 from .search import RangeResult, check_k, check_radius, check_threads
 from ._native import _core
@@ -267,21 +266,10 @@ class HammingIndex:
             ext = _EXTENSION.pack(METHODS.index(self.method), 0, self._m)
             head += ext + struct.pack("<I", zlib.crc32(ext))
         head = head.ljust(HEADER_SIZE, b"\0")
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(head)
-                f.flush()
-                np.ascontiguousarray(data).tofile(f)  # streams from the buffer (or a mmap), no extra copy
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(head)
+            f.flush()  # tofile writes through the file descriptor, after the header
+            data.tofile(f)  # streams from the (contiguous) buffer or mmap, no extra copy
 
     @classmethod
     def load(

@@ -27,7 +27,7 @@ from collections import namedtuple
 import numpy as np
 
 from ._native import _core
-from .codes import _to_numpy, codes_or_pack
+from .codes import _pack_rows, _to_numpy, codes_or_pack
 from .search import check_radius, check_threads
 
 __all__ = [
@@ -46,9 +46,9 @@ _TIES = ("index", "average")
 
 
 # ---------------------------------------------------------------------------------------------- validation
-def _labels(x, name: str) -> np.ndarray:
-    """Native label form: packed multi-hot rows (uint8, 2-D) or int64 class ids (1-D)."""
-    arr = _to_numpy(x, name)
+def _labels(arr: np.ndarray, name: str) -> np.ndarray:
+    """Native label form of labels already through ``_to_numpy``: packed multi-hot rows (uint8, 2-D) or int64
+    class ids (1-D)."""
     if arr.ndim == 1:
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(
@@ -73,17 +73,6 @@ def _labels(x, name: str) -> np.ndarray:
             value = arr[bad].flat[0]
             raise ValueError(f"{name} must be multi-hot 0/1 labels, found the value {value}")
     return _pack_rows(hot)
-
-
-def _pack_rows(hot: np.ndarray) -> np.ndarray:
-    """Packs bool rows into bytes (LSB first). One flat packbits over rows padded to whole bytes: several times
-    faster than ``np.packbits(..., axis=1)``, which walks the rows one by one."""
-    n, c = hot.shape
-    if c % 8:
-        padded = np.zeros((n, (c + 7) // 8 * 8), dtype=np.bool_)
-        padded[:, :c] = hot
-        hot = padded
-    return np.packbits(np.ascontiguousarray(hot).reshape(-1), bitorder="little").reshape(n, -1)
 
 
 def _prepare(q_codes, db_codes, q_labels, db_labels):

@@ -17,11 +17,12 @@ written atomically: a temporary file in the target folder, then ``os.replace``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 __all__ = ["plot_map_vs_time", "plot_pr_by_radius", "plot_precision_at_n"]
 
@@ -114,16 +115,8 @@ def _draw(series: dict, path, *, xlabel: str, ylabel: str, title, marker: str, x
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, parents=True) as tmp, open(tmp, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
     return path
 
 
@@ -152,8 +145,6 @@ def plot_precision_at_n(curves, path, *, title: str | None = None) -> Path:
     ``curves`` maps a label to ``(ns, precision)``, e.g. ``(ns, xmhash.metrics.precision_at_k(..., ns))``, or to
     a mapping with ``"n"`` and ``"precision"``. Returns the path written.
     """
-    if isinstance(curves, Mapping):
-        curves = {label: ((c["n"], c["precision"]) if isinstance(c, Mapping) else c) for label, c in curves.items()}
     series = _series(curves, "curves", ("n", "precision"))
     return _draw(series, path, xlabel="number of retrieved items N", ylabel="precision@N", title=title, marker=".",
                  ylim=(0, 1.02))
@@ -166,10 +157,5 @@ def plot_map_vs_time(histories, path, *, xlabel: str = "training time (s)", titl
     per evaluation, as a training log records them). Several methods and bit lengths share one figure, as in
     SSAH's training-efficiency figure. Returns the path written.
     """
-    if isinstance(histories, Mapping):
-        histories = {
-            label: ((h["time"], h["map"]) if isinstance(h, Mapping) and "time" in h and "map" in h else h)
-            for label, h in histories.items()
-        }
     series = _series(histories, "histories", ("time", "map"))
     return _draw(series, path, xlabel=xlabel, ylabel="mAP", title=title, marker="o")

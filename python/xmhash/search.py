@@ -143,9 +143,7 @@ def range_search(queries, database, /, radius: int, *, threads: int = 0, device=
         return _cuda.range_search(queries, database, radius, device=device)
     if isinstance(database, HammingIndex):
         return database.range_search(queries, radius, threads=threads)
-    q, db = _prepare(queries, database)
-    r = check_radius(radius, q.shape[1] * 8)
-    return RangeResult(*_core.range_search(q, db, r, check_threads(threads), 0))
+    return _range(queries, database, radius, None, threads)
 
 
 def search(queries, database, /, *, k: int | None = None, radius: int | None = None, threads: int = 0,
@@ -169,8 +167,12 @@ def search(queries, database, /, *, k: int | None = None, radius: int | None = N
         return database._search(queries, k=k, radius=radius, threads=threads)
     if radius is None:
         return knn(queries, database, k, threads=threads)
-    if k is None:
-        return range_search(queries, database, radius, threads=threads)
+    return _range(queries, database, radius, k, threads)
+
+
+def _range(queries, database, radius, k, threads) -> RangeResult:
+    """Radius lookup on the CPU over array inputs, at most ``k`` results per query (``None``: all of them)."""
     q, db = _prepare(queries, database)
     r = check_radius(radius, q.shape[1] * 8)
-    return RangeResult(*_core.range_search(q, db, r, check_threads(threads), check_k(k)))
+    threads = check_threads(threads)
+    return RangeResult(*_core.range_search(q, db, r, threads, 0 if k is None else check_k(k)))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path
+from .._atomic import atomic_path
 from .datasets import DATASETS
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path
+from .._atomic import atomic_path
 from .images import HDF5Images, ImageSource
 
 logger = logging.getLogger(__name__)

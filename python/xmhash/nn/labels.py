@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codes import is_torch_tensor
+from ..codes import _pack_rows, is_torch_tensor
 
 __all__ = ["PackedLabels", "pack_labels"]
 
@@ -110,13 +110,3 @@ def as_label_bits(labels, name: str) -> PackedLabels:
 def _not_multi_hot(name: str) -> ValueError:
     return ValueError(f"{name} must be multi-hot: every value 0 or 1 (or bool), found other values")
 
-
-def _pack_rows(dense: np.ndarray) -> np.ndarray:
-    """np.packbits(dense, axis=1, bitorder="little"), through the much faster 1-D packbits."""
-    rows, classes = dense.shape
-    width = (classes + 7) // 8
-    if classes != 8 * width:
-        padded = np.zeros((rows, 8 * width), dtype=bool)
-        padded[:, :classes] = dense
-        dense = padded
-    return np.packbits(np.ascontiguousarray(dense).reshape(-1), bitorder="little").reshape(rows, width)

@@ -30,6 +30,7 @@ import numbers
 import numpy as np
 import torch
 
+from .._cuda import _host_to_device
 from .._native import _core
 from .labels import PackedLabels, as_label_bits
 
@@ -175,7 +176,7 @@ def _native_cuda(a, b, bits_a: PackedLabels, bits_b: PackedLabels, o: _Options, 
             f"labels_b {bits_b.bits.shape} (packed)"
         )
     dev = a.device
-    labels_a, labels_b = (_to_device(bits.bits, dev) for bits in (bits_a, bits_b))
+    labels_a, labels_b = (_host_to_device(torch, bits.bits, dev) for bits in (bits_a, bits_b))
     loss = torch.empty((), dtype=a.dtype, device=dev)
     grad_a = torch.empty_like(a) if need_a else None
     grad_b = torch.empty_like(b) if need_b else None
@@ -190,11 +191,6 @@ def _native_cuda(a, b, bits_a: PackedLabels, bits_b: PackedLabels, o: _Options, 
             workspace.data_ptr(), ws_bytes, a.get_device(), torch.cuda.current_stream(dev).cuda_stream,
         )  # fmt: skip
     return loss, grad_a, grad_b
-
-
-def _to_device(bits: np.ndarray, dev):
-    # torch.from_numpy warns on read-only arrays (packed labels of a memory-mapped dataset): copy those first.
-    return torch.from_numpy(bits if bits.flags.writeable else bits.copy()).to(dev)
 
 
 _NATIVE = {"cpu": _native_cpu, "cuda": _native_cuda}
@@ -298,10 +294,8 @@ def pairwise_nll_reference(
 
 
 def _dense_labels(labels, name: str, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(labels, PackedLabels):
-        return labels.to_dense(dtype=like.dtype, device=like.device)
-    bits = as_label_bits(labels, name)  # validates 0/1 values the same way as the native path
-    return bits.to_dense(dtype=like.dtype, device=like.device)
+    # as_label_bits validates 0/1 values the same way as the native path and returns PackedLabels as they are
+    return as_label_bits(labels, name).to_dense(dtype=like.dtype, device=like.device)
 
 
 def _reference(a, b, labels_a, labels_b, o: _Options):

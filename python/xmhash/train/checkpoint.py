@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_target
+from .._atomic import atomic_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "collect_rng_state", "restore_rng_state", "FORMAT"]
 
@@ -21,7 +21,7 @@ def save_checkpoint(path, state: dict) -> Path:
     """Write ``state`` (plus format/version tags) to ``path`` via a temporary file and ``os.replace``."""
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_target(path) as tmp:
+    with atomic_path(path, parents=True) as tmp:
         torch.save(payload, tmp)
     return path
 

@@ -243,7 +243,7 @@ def _cmd_encode(args) -> int:
 
     from ..index import HammingIndex
     from ..models import load_model
-    from ._io import atomic_target
+    from .._atomic import atomic_path
     from .checkpoint import load_checkpoint
 
     _setup(args)
@@ -267,7 +267,7 @@ def _cmd_encode(args) -> int:
         rows = td.image_rows(idx) if mod == "image" else td.text_rows(idx)
         enc = model.encode_image if mod == "image" else model.encode_text
         codes = enc(rows, batch_size=args.batch_size)
-        with atomic_target(out / f"{args.split}_{mod}.npy") as tmp:
+        with atomic_path(out / f"{args.split}_{mod}.npy", parents=True) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, codes)
         index = HammingIndex(model.bits)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_target, atomic_write_text
+from .. import __version__ as xmhash_version
+from .._atomic import atomic_path
+from ._io import atomic_write_text
 from .checkpoint import collect_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
 from .dataset import load_dataset, prepare
@@ -147,7 +149,7 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
         save_checkpoint(path, {
             "method": cfg.method, "config": cfg.to_dict(), "model_spec": model.spec, "model": model.state_dict(),
             "trainer": trainer.state_dict(), "rng": collect_rng_state(rng), "state": state, "dims": dims,
-            "xmhash_version": _version()})
+            "xmhash_version": xmhash_version})
 
     try:
         with trainer_stop:
@@ -192,7 +194,7 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
                         save_checkpoint(best_path, {
                             "method": cfg.method, "config": cfg.to_dict(), "model_spec": model.spec,
                             "model": model.state_dict(), "dims": dims, "epoch": epoch + 1,
-                            "val_map": row["val_map"], "xmhash_version": _version()})
+                            "val_map": row["val_map"], "xmhash_version": xmhash_version})
                 state["history"].append(row)
                 epoch_log.append(row)
                 if not progress:
@@ -227,7 +229,7 @@ def _save_codes(run_dir: Path, codes: dict, bits: int) -> None:
 
     out = run_dir / "codes"
     for name, c in codes.items():
-        with atomic_target(out / f"{name}.npy") as tmp:
+        with atomic_path(out / f"{name}.npy", parents=True) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, c)
     for modality in ("image", "text"):
@@ -240,9 +242,3 @@ def _save_codes(run_dir: Path, codes: dict, bits: int) -> None:
 def _fmt(row: dict) -> str:
     keep = [k for k in row if k.endswith(("val_map", "val_map_i2t", "val_map_t2i", "train_seconds"))]
     return ", ".join(f"{k}={row[k]:.4g}" for k in keep)
-
-
-def _version() -> str:
-    from .._native import build_info
-
-    return build_info()["version"]
