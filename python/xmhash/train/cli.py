@@ -85,13 +85,9 @@ def add_commands(sub) -> None:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _setup(args) -> None:
-    root = logging.getLogger("xmhash")
-    if not any(getattr(h, "_xmhash_cli", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(message)s"))
-        h._xmhash_cli = True  # the same marker as the data commands' handler: one handler per process
-        root.addHandler(h)
-    root.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    from ..cli import _data_logging  # the data commands' handler: one per process
+
+    _data_logging(args.quiet)
 
 
 def _base_config(args, *, method: str | None = None, bits: int | None = None, extra: dict | None = None):
