@@ -281,6 +281,7 @@ def _cmd_eval(args) -> int:
     from .checkpoint import load_checkpoint
     from .evaluate import test_evaluation
     from .loop import _save_codes
+    from .outputs import run_metrics
     from .report import collect_runs
 
     _setup(args)
@@ -295,10 +296,8 @@ def _cmd_eval(args) -> int:
         codes, test = test_evaluation(model, td, cfg)
         _save_codes(best.parent, codes, cfg.bits)
         mpath = best.parent / "metrics.json"
-        m = _json.loads(mpath.read_text()) if mpath.is_file() else {
-            "method": cfg.method, "variant": cfg.variant, "ablation": cfg.ablation, "bits": cfg.bits,
-            "run": cfg.run_name, "best_epoch": ckpt.get("epoch"), "val_map": ckpt.get("val_map"),
-            "train_seconds": float("nan"), "epochs": cfg.num_epochs, "curve": []}
+        m = _json.loads(mpath.read_text()) if mpath.is_file() else run_metrics(
+            cfg, best_epoch=ckpt.get("epoch"), val_map=ckpt.get("val_map"), train_seconds=float("nan"), curve=[])
         m["test"] = test
         atomic_write_text(mpath, _json.dumps(m, indent=2) + "\n")
         log.info("%s: mAP I->T %.4f, T->I %.4f", best.parent, test["i2t"]["map_all_average"],
