@@ -237,10 +237,9 @@ def _load_for_checkpoint(ckpt: dict, data_arg: str | None):
 def _cmd_encode(args) -> int:
     import numpy as np
 
-    from ..index import HammingIndex
     from ..models import load_model
-    from ._io import atomic_target
     from .checkpoint import load_checkpoint
+    from .outputs import save_codes
 
     _setup(args)
     ckpt = load_checkpoint(args.checkpoint)
@@ -263,12 +262,7 @@ def _cmd_encode(args) -> int:
         rows = td.image_rows(idx) if mod == "image" else td.text_rows(idx)
         enc = model.encode_image if mod == "image" else model.encode_text
         codes = enc(rows, batch_size=args.batch_size)
-        with atomic_target(out / f"{args.split}_{mod}.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, codes)
-        index = HammingIndex(model.bits)
-        index.add(codes)
-        index.save(out / f"{args.split}_{mod}.xmhidx")
+        save_codes(out, {f"{args.split}_{mod}": codes}, model.bits)
         print(f"{out / f'{args.split}_{mod}.npy'}: {codes.shape[0]} codes of {model.bits} bits (+ .xmhidx index)")
     return 0
 
@@ -280,8 +274,7 @@ def _cmd_eval(args) -> int:
     from ._io import atomic_write_text
     from .checkpoint import load_checkpoint
     from .evaluate import test_evaluation
-    from .loop import _save_codes
-    from .outputs import run_metrics
+    from .outputs import run_metrics, save_run_codes
     from .report import collect_runs
 
     _setup(args)
@@ -294,7 +287,7 @@ def _cmd_eval(args) -> int:
         cfg, td = _load_for_checkpoint(ckpt, args.data)
         model = load_model(ckpt)
         codes, test = test_evaluation(model, td, cfg)
-        _save_codes(best.parent, codes, cfg.bits)
+        save_run_codes(best.parent, codes, cfg.bits)
         mpath = best.parent / "metrics.json"
         m = _json.loads(mpath.read_text()) if mpath.is_file() else run_metrics(
             cfg, best_epoch=ckpt.get("epoch"), val_map=ckpt.get("val_map"), train_seconds=float("nan"), curve=[])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_target, atomic_write_text
+from ._io import atomic_write_text
 from .checkpoint import collect_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
 from .dataset import load_dataset, prepare
@@ -20,7 +20,7 @@ from .errors import TrainingDiverged, TrainingInterrupted
 from .evaluate import test_evaluation, validation_map
 from .interrupt import StopFlag
 from .logs import EpochLog
-from .outputs import run_metrics
+from .outputs import run_metrics, save_run_codes
 from .stages import LossNotFinite, StopAtStep
 
 __all__ = ["fit", "FitResult", "build_model"]
@@ -202,7 +202,7 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
     if best_path.is_file():
         model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
     codes, test = test_evaluation(model, td, cfg)
-    _save_codes(run_dir, codes, cfg.bits)
+    save_run_codes(run_dir, codes, cfg.bits)
     best = state["best"] or {}
     metrics = run_metrics(cfg, best_epoch=best.get("epoch"), val_map=best.get("val_map"),
                           train_seconds=state["train_seconds"], test=test,
@@ -221,22 +221,6 @@ def _payload(cfg: TrainConfig, model, dims: dict, **extra) -> dict:
     """What both checkpoints hold; last.pt adds the trainer, RNG and loop state, best.pt its epoch and score."""
     return {"method": cfg.method, "config": cfg.to_dict(), "model_spec": model.spec, "model": model.state_dict(),
             "dims": dims, **extra, "xmhash_version": _version()}
-
-
-def _save_codes(run_dir: Path, codes: dict, bits: int) -> None:
-    """Packed codes as .npy, and a HammingIndex per modality over the retrieval set (query either way)."""
-    from ..index import HammingIndex
-
-    out = run_dir / "codes"
-    for name, c in codes.items():
-        with atomic_target(out / f"{name}.npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, c)
-    for modality in ("image", "text"):
-        index = HammingIndex(bits)
-        index.add(codes[f"retrieval_{modality}"])
-        out.mkdir(parents=True, exist_ok=True)
-        index.save(out / f"retrieval_{modality}.xmhidx")
 
 
 def _fmt(row: dict) -> str:
