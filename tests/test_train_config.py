@@ -1,6 +1,7 @@
 """TrainConfig: TOML round trip, overrides, and every bad key/value as a clear error (no torch needed)."""
 
 import json
+import re
 
 import pytest
 
@@ -84,3 +85,11 @@ def test_ablation_needs_ssah_and_presets_are_valid():
         load_config(None, preset="fast")
     assert resolve_key("delta") == "ssah.delta"
     assert resolve_key("gamma", prefer="dcmh") == "dcmh.gamma"
+
+
+def test_bits_are_checked_like_the_models_check_them():
+    with pytest.raises(ValueError, match=re.escape("bits must be a positive multiple of 8 (codes are packed into "
+                                                   "bytes), got 12")):
+        TrainConfig(bits=12)
+    with pytest.raises(TypeError, match="^bits must be an int, got bool$"):
+        TrainConfig(bits=True)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "SSAHConfig", "DCMHConfig", "PRESETS", "load_config",
            "resolve_key"]
 
@@ -124,8 +126,7 @@ class TrainConfig:
         _check_choice("model.discriminator", self.model.discriminator, ("published", "paper"))
         for name in ("image_normalize", "text_normalize"):
             _check_choice(f"model.{name}", getattr(self.model, name), ("none", "center", "standardize"))
-        if self.bits <= 0 or self.bits % 8:
-            raise ValueError(f"bits must be a positive multiple of 8 (codes are packed into bytes), got {self.bits}")
+        check_bits(self.bits)
         if self.ablation != "none" and self.method != "ssah":
             raise ValueError(f"ablation {self.ablation!r} applies to method 'ssah', not {self.method!r}")
         for name in ("epochs", "threads"):
@@ -184,6 +185,15 @@ class TrainConfig:
         run_dir = Path(run_dir)
         atomic_write_text(run_dir / "config.toml", self.to_toml())
         atomic_write_text(run_dir / "config.json", json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def check_bits(bits) -> int:
+    """``bits`` as an int, checked: the code length of every model and config (codes are packed into bytes)."""
+    if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool):
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
+    if bits <= 0 or bits % 8:
+        raise ValueError(f"bits must be a positive multiple of 8 (codes are packed into bytes), got {bits}")
+    return int(bits)
 
 
 def _check_choice(name: str, value, choices) -> None:
