@@ -361,9 +361,9 @@ def load_config(path=None, overrides: dict | None = None, *, preset: str | None 
 
 
 def _merge(base: dict, new: dict, where: str) -> dict:
-    out = json.loads(json.dumps(base))
-    TrainConfig.from_dict(_merge_raw(out, new), where=where)  # validates keys and types with the file name
-    return _merge_raw(out, new)
+    out = _merge_raw(json.loads(json.dumps(base)), new)
+    TrainConfig.from_dict(out, where=where)  # validates keys and types with the file name
+    return out
 
 
 def _merge_raw(base: dict, new: dict) -> dict:
