@@ -200,6 +200,7 @@ def _cmd_ablate(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .config import parse_value, resolve_key
+    from .report import method_label
 
     _setup(args)
     if "=" not in args.param:
@@ -213,15 +214,9 @@ def _cmd_sweep(args) -> int:
     bits = args.bits or [32]
     plans = [(f"{key}={v}", {"method": m, "bits": b, key: v}) for v in values for m in methods for b in bits]
     out = _default_out(args, "sweep")
-    runs = _run_all(args, plans, out, label_of=lambda sub, m: f"{method_name(m)} {sub}")
+    runs = _run_all(args, plans, out, label_of=lambda sub, m: f"{method_label(m)} {sub}")
     return _finish(runs, out, f"Sensitivity to {key}", f"One run per value of `{key}` "
                    f"({', '.join(str(parse_value(v)) for v in values)}); everything else fixed.")
-
-
-def method_name(m: dict) -> str:
-    from .report import method_label
-
-    return method_label(m)
 
 
 def _load_for_checkpoint(ckpt: dict, data_arg: str | None):
