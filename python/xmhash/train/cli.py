@@ -263,8 +263,6 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    import json as _json
-
     from ..models import load_model
     from ._io import atomic_write_text
     from .checkpoint import load_checkpoint
@@ -284,10 +282,10 @@ def _cmd_eval(args) -> int:
         codes, test = test_evaluation(model, td, cfg)
         save_run_codes(best.parent, codes, cfg.bits)
         mpath = best.parent / "metrics.json"
-        m = _json.loads(mpath.read_text()) if mpath.is_file() else run_metrics(
+        m = json.loads(mpath.read_text()) if mpath.is_file() else run_metrics(
             cfg, best_epoch=ckpt.get("epoch"), val_map=ckpt.get("val_map"), train_seconds=float("nan"), curve=[])
         m["test"] = test
-        atomic_write_text(mpath, _json.dumps(m, indent=2) + "\n")
+        atomic_write_text(mpath, json.dumps(m, indent=2) + "\n")
         log.info("%s: mAP I->T %.4f, T->I %.4f", best.parent, test["i2t"]["map_all_average"],
                  test["t2i"]["map_all_average"])
     return _finish(collect_runs(root), root, "xmhash evaluation report")
