@@ -255,6 +255,26 @@ def test_raw_images_through_cnnf(tmp_path):
         fit(tiny(tmp_path, "g"), data=raw)
 
 
+def test_row_views_read_any_index_order_from_arrays_and_image_sources(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from xmhash.data.images import HDF5Images
+    from xmhash.train.dataset import RowView
+
+    rng = np.random.default_rng(0)
+    features = rng.random((30, 5)).astype(np.float32)
+    images = rng.integers(0, 256, (30, 4, 3, 3), dtype=np.uint8)
+    with h5py.File(tmp_path / "images.h5", "w") as f:
+        f["images"] = images
+    idx = np.array([17, 3, 29, 3, 0, 12, 8, 8, 21])  # unsorted, with repeats
+    for array, want in ((features, features), (images, images), (HDF5Images(tmp_path / "images.h5", "images"), images)):
+        view = RowView(array, idx)
+        assert view.shape == (len(idx), *want.shape[1:]) and len(view) == len(idx)
+        for sl in (slice(None), slice(2, 7), slice(5, 5)):
+            got = view[sl]
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want[idx[sl]])
+
+
 def test_input_normalisation_is_fitted_on_train_and_saved_in_the_model(tmp_path, data):
     res = fit(tiny(tmp_path, epochs=1, method="dcmh", **{"model.image_normalize": "standardize",
                                                         "model.text_normalize": "center"}), data=data)
