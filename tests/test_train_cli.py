@@ -25,7 +25,7 @@ def _args(*extra):
     return [*extra, *out, "--epochs", "1", "--quiet"]
 
 
-def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys):
+def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "runs"
     assert main(["train", *_args("--method", "ssah,dcmh", "--bits", "8,16", "--out", str(out))]) == 0
     printed = capsys.readouterr().out
@@ -44,8 +44,15 @@ def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys):
     # --resume keeps finished runs
     assert main(["train", *_args("--method", "ssah", "--bits", "8", "--out", str(out), "--resume")]) == 0
 
-    # eval re-scores the saved best checkpoints; encode writes codes + an index
+    # eval re-scores the saved best checkpoints, generating the runs' shared dataset once; encode writes codes +
+    # an index
+    from xmhash.train import dataset
+
+    loads = []
+    original = dataset.load_dataset
+    monkeypatch.setattr(dataset, "load_dataset", lambda cfg: loads.append(cfg) or original(cfg))
     assert main(["eval", str(out), "--quiet"]) == 0
+    assert len(loads) == 1
     assert "| SSAH |" in capsys.readouterr().out
     enc = tmp_path / "enc"
     assert main(["encode", str(out / "dcmh_16" / "best.pt"), "--split", "query", "--out", str(enc), "--quiet"]) == 0

@@ -114,9 +114,20 @@ def _base_config(args, *, method: str | None = None, bits: int | None = None, ex
     return load_config(args.config, overrides, preset=preset), preset
 
 
+def _dataset(cfg, cache: dict):
+    """The dataset of ``cfg.data``, loaded (or generated) once for consecutive runs on the same data; ``cache`` keeps
+    the latest one only."""
+    from .dataset import load_dataset
+
+    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+    if key not in cache:
+        cache.clear()
+        cache[key] = load_dataset(cfg.data)
+    return cache[key]
+
+
 def _run_all(args, plans: list[tuple[str, dict]], out: Path, *, label_of=None):
     """Train every (sub-folder, overrides) plan under ``out``; returns the metrics of each run."""
-    from .dataset import load_dataset
     from .errors import TrainingDiverged, TrainingInterrupted
     from .loop import fit
 
@@ -133,12 +144,9 @@ def _run_all(args, plans: list[tuple[str, dict]], out: Path, *, label_of=None):
             log.info("training %s (%s, %d bits, preset %s) -> %s", cfg.run_name, cfg.method, cfg.bits, preset,
                      run_dir)
             resume = args.resume and (run_dir / "last.pt").is_file()
-            key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
-            if key not in datasets:  # load (or generate) each dataset once for all runs
-                datasets = {key: load_dataset(cfg.data)}
+            data = _dataset(cfg, datasets)
             try:
-                result = fit(cfg, resume=resume, progress=not args.quiet and sys.stderr.isatty(),
-                             data=datasets[key])
+                result = fit(cfg, resume=resume, progress=not args.quiet and sys.stderr.isatty(), data=data)
             except TrainingInterrupted as exc:
                 print(f"xmhash: {exc}", file=sys.stderr)
                 raise SystemExit(130) from None
@@ -219,14 +227,14 @@ def _cmd_sweep(args) -> int:
                    f"({', '.join(str(parse_value(v)) for v in values)}); everything else fixed.")
 
 
-def _load_for_checkpoint(ckpt: dict, data_arg: str | None):
+def _load_for_checkpoint(ckpt: dict, data_arg: str | None, datasets: dict | None = None):
     from .config import TrainConfig
-    from .dataset import load_dataset, prepare
+    from .dataset import prepare
 
     cfg = TrainConfig.from_dict(ckpt["config"], where="checkpoint config")
     if data_arg:
         cfg = cfg.replace(**{"data.path": data_arg})
-    return cfg, prepare(load_dataset(cfg.data), cfg)
+    return cfg, prepare(_dataset(cfg, {} if datasets is None else datasets), cfg)
 
 
 def _cmd_encode(args) -> int:
@@ -275,9 +283,10 @@ def _cmd_eval(args) -> int:
     bests = sorted(p for p in root.rglob("best.pt"))
     if not bests:
         raise FileNotFoundError(f"no best.pt under {root}")
+    datasets = {}
     for best in bests:
         ckpt = load_checkpoint(best)
-        cfg, td = _load_for_checkpoint(ckpt, args.data)
+        cfg, td = _load_for_checkpoint(ckpt, args.data, datasets)
         model = load_model(ckpt)
         codes, test = test_evaluation(model, td, cfg)
         save_run_codes(best.parent, codes, cfg.bits)
