@@ -25,6 +25,10 @@ def _args(*extra):
     return [*extra, *out, "--epochs", "1", "--quiet"]
 
 
+def _run_records(out):
+    return {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/metrics.json") if p.parent.name != "report"}
+
+
 def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "runs"
     assert main(["train", *_args("--method", "ssah,dcmh", "--bits", "8,16", "--out", str(out))]) == 0
@@ -51,8 +55,13 @@ def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys, monkeypa
     loads = []
     original = dataset.load_dataset
     monkeypatch.setattr(dataset, "load_dataset", lambda cfg: loads.append(cfg) or original(cfg))
+    written = _run_records(out)
+    assert sorted(written) == ["dcmh_16", "dcmh_8", "ssah_16", "ssah_8"]
+    saved = {p: p.read_bytes() for p in out.glob("*/codes/*.npy")}
     assert main(["eval", str(out), "--quiet"]) == 0
     assert len(loads) == 1
+    assert _run_records(out) == written  # the re-scored metrics are the ones training wrote
+    assert len(saved) == 4 * 4 and all(p.read_bytes() == b for p, b in saved.items())
     assert "| SSAH |" in capsys.readouterr().out
     enc = tmp_path / "enc"
     assert main(["encode", str(out / "dcmh_16" / "best.pt"), "--split", "query", "--out", str(enc), "--quiet"]) == 0
