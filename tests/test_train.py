@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -233,6 +234,47 @@ def test_bad_inputs(tmp_path, data):
         model.encode_image(np.zeros((2, 100), np.float32))
     with pytest.raises(TypeError, match="config must be a TrainConfig"):
         fit({"bits": 16})
+
+
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def test_damaged_and_foreign_checkpoints_are_clear_errors(tmp_path):
+    from xmhash.train.checkpoint import load_checkpoint
+
+    path = tmp_path / "x.pt"
+    with pytest.raises(FileNotFoundError, match=_exact(f"checkpoint {str(path)!r} does not exist")):
+        load_checkpoint(path)
+    path.write_bytes(b"not a checkpoint" * 8)
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: not a readable xmhash checkpoint (")):
+        load_checkpoint(path)
+    for foreign in ({"weights": torch.zeros(2)}, torch.zeros(2), {"format": "other", "version": 1}):
+        torch.save(foreign, path)
+        with pytest.raises(ValueError, match=_exact(f"{path}: not an xmhash checkpoint (no format tag "
+                                                    "'xmhash-checkpoint')")):
+            load_checkpoint(path)
+    torch.save({"format": "xmhash-checkpoint", "version": 2}, path)
+    with pytest.raises(ValueError, match=_exact(f"{path}: checkpoint version 2 is not supported (expected 1)")):
+        load_checkpoint(path)
+
+
+def test_splits_that_cannot_train_are_clear_errors(tmp_path, data):
+    from xmhash.train.dataset import prepare
+
+    cfg = tiny(tmp_path)
+    idx = np.arange(len(data))
+
+    def with_splits(**splits):
+        return xdata.CrossModalData(data.image, data.text, data.labels, splits=splits)
+
+    with pytest.raises(ValueError, match=_exact("the dataset has no 'retrieval' split (splits: ['query', 'train'])")):
+        prepare(with_splits(query=idx[:10], train=idx[10:]), cfg)
+    with pytest.raises(ValueError, match=_exact("the validation split overlaps the query split; model selection must "
+                                                "not see queries")):
+        prepare(with_splits(query=idx[:10], retrieval=idx[10:], train=idx[20:], val=idx[5:20]), cfg)
+    with pytest.raises(ValueError, match=_exact("the training split has 1 items; need at least 2")):
+        prepare(with_splits(query=idx[:10], retrieval=idx[10:], train=idx[20:22], val=idx[21:30]), cfg)
 
 
 def test_raw_images_through_cnnf(tmp_path):
