@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,9 @@ scipy_io = pytest.importorskip("scipy.io")
 import xmhash  # noqa: E402
 from xmhash.models import (  # noqa: E402
     CNNF, DCMHImgNet, DCMHTxtNet, Discriminator, FeatureInput, ImgNet, LabNet, LocalResponseNorm, MultiScaleFusion,
-    TxtNet, create_model, list_models, load_matconvnet, register_model,
+    TxtNet, create_model, list_models, load_matconvnet, make_image_backbone, register_model,
 )
+from xmhash.models.layers import InputNorm  # noqa: E402
 
 
 def _tf_lrn(x, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75):
@@ -240,3 +243,27 @@ def test_cnnf_errors(tmp_path):
                average_shape=(8, 8, 3))
     with pytest.raises(ValueError, match="resize the images to"):
         net(torch.zeros(1, 3, 9, 9))
+
+
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def test_bad_building_blocks_are_clear_errors():
+    with pytest.raises(ValueError, match=_exact("mode must be 'none', 'center' or 'standardize', got 'l2'")):
+        InputNorm(3).fit(torch.zeros(2, 3), "l2")
+    with pytest.raises(ValueError, match=_exact("widths must be one of ['paper', 'published'] or a list of ints, "
+                                                "got 'large'")):
+        Discriminator(32, "large")
+    with pytest.raises(ValueError, match=_exact("image_dim (the feature width) is required for the 'features' image "
+                                                "backbone")):
+        make_image_backbone("features")
+    with pytest.raises(ValueError, match=_exact("image backbone must be 'features', 'cnnf' or 'torchvision:NAME', "
+                                                "got 'vgg16'")):
+        make_image_backbone("vgg16", image_dim=10)
+    net = CNNF([("c", "conv", dict(shape=(2, 3, 3, 3), stride=(1, 1), pad=(0, 0, 0, 0)))], average_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match=_exact("images must be a 4-D batch (n, 3, H, W) or (n, H, W, 3), got shape "
+                                                "(8, 8, 3)")):
+        net(torch.zeros(8, 8, 3))
+    with pytest.raises(ValueError, match=_exact("images must have 3 colour channels, got shape (1, 4, 8, 8)")):
+        net(torch.zeros(1, 4, 8, 8))
