@@ -46,6 +46,7 @@ def test_file_then_overrides(tmp_path):
     p.write_text('method = "dcmh"\nbits = 16\n[dcmh]\ngamma = 2.5\n')
     c = load_config(p, {"bits": "32"})
     assert (c.method, c.bits, c.dcmh.gamma) == ("dcmh", 32, 2.5)
+    assert TrainConfig.from_file(p, {"bits": "32"}) == c  # the spelling the specs' examples use
 
 
 def test_config_is_frozen():
