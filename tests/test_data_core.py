@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,10 @@ def make(n=40, d=8, t=6, c=5, seed=0, **kw):
     labels = (rng.random((n, c)) < 0.3).astype(np.uint8)
     labels[np.arange(n), rng.integers(0, c, n)] = 1
     return xd.CrossModalData(rng.random((n, d)), (rng.random((n, t)) < 0.3).astype(np.float64), labels, **kw)
+
+
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
 
 
 def test_importing_xmhash_data_does_not_import_heavy_modules():
@@ -224,6 +229,16 @@ def test_split_index_file_is_written_next_to_the_data_and_reused(tmp_path, caplo
         xd.load_splits(index)
 
 
+def test_foreign_and_newer_split_index_files_are_clear_errors(tmp_path):
+    path = tmp_path / "splits.npz"
+    xd.save_splits(path, {"query": [0, 1]}, {"format": "other-splits"})
+    with pytest.raises(ValueError, match=_exact(f"{path}: not an xmhash split index file (format 'other-splits')")):
+        xd.load_splits(path)
+    xd.save_splits(path, {"query": [0, 1]}, {"version": 2})
+    with pytest.raises(ValueError, match=_exact(f"{path}: split index version 2 is newer than this xmhash (1)")):
+        xd.load_splits(path)
+
+
 # --------------------------------------------------------------------------- xmhash HDF5 format
 def test_save_load_round_trip_with_tokens_names_and_provenance(tmp_path):
     base = make(splits={"query": [0, 1], "retrieval": np.arange(2, 40), "train": [4, 5, 6]},
@@ -303,6 +318,14 @@ def test_damaged_xmhash_files_are_detected(tmp_path):
         f.attrs["format_version"] = 99
     with pytest.raises(ValueError, match="format version 99 is newer"):
         xd.load(path)
+
+
+def test_load_rejects_an_unknown_verify_mode(tmp_path):
+    pytest.importorskip("h5py")
+    path = tmp_path / "d.h5"
+    make().save(path)
+    with pytest.raises(ValueError, match=_exact("verify must be True, False or 'all', got 'some'")):
+        xd.load(path, verify="some")
 
 
 def test_failed_save_leaves_the_old_file(tmp_path):

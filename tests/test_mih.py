@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import xmhash
 from xmhash import _core
-from reference import ref_knn, ref_range
+from reference import ref_knn
 
 # The isa fixture only switches a global code path, so reusing it across hypothesis examples is safe.
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])

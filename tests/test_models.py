@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -6,9 +8,10 @@ scipy_io = pytest.importorskip("scipy.io")
 
 import xmhash  # noqa: E402
 from xmhash.models import (  # noqa: E402
-    CNNF, Discriminator, LabNet, LocalResponseNorm, MultiScaleFusion, TxtNet, create_model, list_models,
-    load_matconvnet, register_model,
+    CNNF, DCMHImgNet, DCMHTxtNet, Discriminator, FeatureInput, ImgNet, LabNet, LocalResponseNorm, MultiScaleFusion,
+    TxtNet, create_model, list_models, load_matconvnet, make_image_backbone, register_model,
 )
+from xmhash.models.layers import InputNorm  # noqa: E402
 
 
 def _tf_lrn(x, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75):
@@ -83,6 +86,31 @@ def test_subnetwork_shapes():
     assert widths == [512, 256, 1]
     widths = [m.out_features for m in Discriminator(512, "paper").net if isinstance(m, torch.nn.Linear)]
     assert widths == [4096, 4096, 1]
+
+
+@pytest.mark.parametrize("make, name, dims, later", [
+    (lambda: DCMHImgNet(FeatureInput(30), 16, hidden=(24, 12)), "mlp", [30, 24, 12, 16], []),
+    (lambda: DCMHImgNet(FeatureInput(30), 16), "mlp", [30, 16], []),
+    (lambda: DCMHTxtNet(30, 16, hidden=20), "net", [30, 20, 16], []),
+    (lambda: Discriminator(20, [12, 7]), "net", [20, 12, 7, 1], []),
+    # ImgNet builds its hash and label heads before the 0.01 * N(0, 1) init of them all
+    (lambda: ImgNet(FeatureInput(30), 16, 5, hidden=(24,), semantic_dim=10), "mlp", [30, 24, 10], [(10, 16), (10, 5)]),
+])
+def test_mlp_blocks_keep_checkpoint_keys_and_seeded_init(make, name, dims, later):
+    """The fully connected blocks: Linear layers at Sequential indices 0, 2, 4, ... (the state_dict keys saved in
+    checkpoints), created in order and then initialised in order, so a seed gives the same weights as before."""
+    torch.manual_seed(0)
+    state = make().state_dict()
+    torch.manual_seed(0)
+    linears = [torch.nn.Linear(a, b) for a, b in [*zip(dims, dims[1:]), *later]]
+    for lin in linears:
+        torch.nn.init.normal_(lin.weight, 0.0, 0.01)
+        torch.nn.init.normal_(lin.bias, 0.0, 0.01)
+    keys = [f"{name}.{2 * i}.{p}" for i in range(len(dims) - 1) for p in ("weight", "bias")]
+    assert [k for k in state if k.startswith(f"{name}.")] == keys
+    for i, lin in enumerate(linears[:len(dims) - 1]):
+        assert torch.equal(state[f"{name}.{2 * i}.weight"], lin.weight.detach())
+        assert torch.equal(state[f"{name}.{2 * i}.bias"], lin.bias.detach())
 
 
 def test_init_is_point_zero_one_normal_for_weights_and_biases():
@@ -215,3 +243,27 @@ def test_cnnf_errors(tmp_path):
                average_shape=(8, 8, 3))
     with pytest.raises(ValueError, match="resize the images to"):
         net(torch.zeros(1, 3, 9, 9))
+
+
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def test_bad_building_blocks_are_clear_errors():
+    with pytest.raises(ValueError, match=_exact("mode must be 'none', 'center' or 'standardize', got 'l2'")):
+        InputNorm(3).fit(torch.zeros(2, 3), "l2")
+    with pytest.raises(ValueError, match=_exact("widths must be one of ['paper', 'published'] or a list of ints, "
+                                                "got 'large'")):
+        Discriminator(32, "large")
+    with pytest.raises(ValueError, match=_exact("image_dim (the feature width) is required for the 'features' image "
+                                                "backbone")):
+        make_image_backbone("features")
+    with pytest.raises(ValueError, match=_exact("image backbone must be 'features', 'cnnf' or 'torchvision:NAME', "
+                                                "got 'vgg16'")):
+        make_image_backbone("vgg16", image_dim=10)
+    net = CNNF([("c", "conv", dict(shape=(2, 3, 3, 3), stride=(1, 1), pad=(0, 0, 0, 0)))], average_shape=(8, 8, 3))
+    with pytest.raises(ValueError, match=_exact("images must be a 4-D batch (n, 3, H, W) or (n, H, W, 3), got shape "
+                                                "(8, 8, 3)")):
+        net(torch.zeros(8, 8, 3))
+    with pytest.raises(ValueError, match=_exact("images must have 3 colour channels, got shape (1, 4, 8, 8)")):
+        net(torch.zeros(1, 4, 8, 8))

@@ -1,7 +1,9 @@
 """End-to-end training on tiny synthetic data: outputs, determinism, exact resume, checkpoints, failures."""
 
+import csv
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -131,10 +133,19 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, data, monk
     _assert_same_state(ref.model.state_dict(), res.model.state_dict())
     for k in ref.codes:
         np.testing.assert_array_equal(ref.codes[k], res.codes[k])
-    ref_log = (tmp_path / "ref" / "train_log.csv").read_text().splitlines()
-    cut_log = (tmp_path / "cut" / "train_log.csv").read_text().splitlines()
+    ref_log, cut_log = _log_rows(tmp_path / "ref"), _log_rows(tmp_path / "cut")
+    assert ref_log[0] == cut_log[0]  # the header, in the same column order
     assert len(ref_log) == len(cut_log) == 3
-    assert ref_log[0] == cut_log[0]
+    assert ref_log == cut_log  # every loss, pass count, learning rate, monitor value and validation mAP
+
+
+def _log_rows(run_dir) -> list[list[str]]:
+    """train_log.csv without its wall-clock column (train_seconds)."""
+    with open(run_dir / "train_log.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, name in enumerate(rows[0]) if name != "train_seconds"]
+    assert len(keep) == len(rows[0]) - 1
+    return [[r[i] for i in keep] for r in rows]
 
 
 def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, data, monkeypatch):
@@ -225,6 +236,47 @@ def test_bad_inputs(tmp_path, data):
         fit({"bits": 16})
 
 
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def test_damaged_and_foreign_checkpoints_are_clear_errors(tmp_path):
+    from xmhash.train.checkpoint import load_checkpoint
+
+    path = tmp_path / "x.pt"
+    with pytest.raises(FileNotFoundError, match=_exact(f"checkpoint {str(path)!r} does not exist")):
+        load_checkpoint(path)
+    path.write_bytes(b"not a checkpoint" * 8)
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: not a readable xmhash checkpoint (")):
+        load_checkpoint(path)
+    for foreign in ({"weights": torch.zeros(2)}, torch.zeros(2), {"format": "other", "version": 1}):
+        torch.save(foreign, path)
+        with pytest.raises(ValueError, match=_exact(f"{path}: not an xmhash checkpoint (no format tag "
+                                                    "'xmhash-checkpoint')")):
+            load_checkpoint(path)
+    torch.save({"format": "xmhash-checkpoint", "version": 2}, path)
+    with pytest.raises(ValueError, match=_exact(f"{path}: checkpoint version 2 is not supported (expected 1)")):
+        load_checkpoint(path)
+
+
+def test_splits_that_cannot_train_are_clear_errors(tmp_path, data):
+    from xmhash.train.dataset import prepare
+
+    cfg = tiny(tmp_path)
+    idx = np.arange(len(data))
+
+    def with_splits(**splits):
+        return xdata.CrossModalData(data.image, data.text, data.labels, splits=splits)
+
+    with pytest.raises(ValueError, match=_exact("the dataset has no 'retrieval' split (splits: ['query', 'train'])")):
+        prepare(with_splits(query=idx[:10], train=idx[10:]), cfg)
+    with pytest.raises(ValueError, match=_exact("the validation split overlaps the query split; model selection must "
+                                                "not see queries")):
+        prepare(with_splits(query=idx[:10], retrieval=idx[10:], train=idx[20:], val=idx[5:20]), cfg)
+    with pytest.raises(ValueError, match=_exact("the training split has 1 items; need at least 2")):
+        prepare(with_splits(query=idx[:10], retrieval=idx[10:], train=idx[20:22], val=idx[21:30]), cfg)
+
+
 def test_raw_images_through_cnnf(tmp_path):
     """The raw-image path: uint8 (n, 224, 224, 3) images, a (tiny) CNN-F from a MatConvNet file, both methods."""
     scipy_io = pytest.importorskip("scipy.io")
@@ -253,6 +305,26 @@ def test_raw_images_through_cnnf(tmp_path):
         fit(tiny(tmp_path, "f", **over), data=xdata.synthetic("mirflickr-like", n=100, seed=0))
     with pytest.raises(ValueError, match="holds raw images"):
         fit(tiny(tmp_path, "g"), data=raw)
+
+
+def test_row_views_read_any_index_order_from_arrays_and_image_sources(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from xmhash.data.images import HDF5Images
+    from xmhash.train.dataset import RowView
+
+    rng = np.random.default_rng(0)
+    features = rng.random((30, 5)).astype(np.float32)
+    images = rng.integers(0, 256, (30, 4, 3, 3), dtype=np.uint8)
+    with h5py.File(tmp_path / "images.h5", "w") as f:
+        f["images"] = images
+    idx = np.array([17, 3, 29, 3, 0, 12, 8, 8, 21])  # unsorted, with repeats
+    for array, want in ((features, features), (images, images), (HDF5Images(tmp_path / "images.h5", "images"), images)):
+        view = RowView(array, idx)
+        assert view.shape == (len(idx), *want.shape[1:]) and len(view) == len(idx)
+        for sl in (slice(None), slice(2, 7), slice(5, 5)):
+            got = view[sl]
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want[idx[sl]])
 
 
 def test_input_normalisation_is_fitted_on_train_and_saved_in_the_model(tmp_path, data):

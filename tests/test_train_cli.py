@@ -1,6 +1,7 @@
 """The xmhash train / eval / encode / sweep / ablate commands end to end on tiny synthetic data."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ pytest.importorskip("xmhash.metrics")
 pytest.importorskip("matplotlib")
 
 import xmhash  # noqa: E402
-from xmhash.cli import main  # noqa: E402
+from xmhash import data as xdata  # noqa: E402
+from xmhash.cli import build_parser, main  # noqa: E402
 
 SETS = ["data.synthetic_n=600", "model.text_hidden=64", "model.label_hidden=64", "model.semantic_dim=32",
         "model.dcmh_text_hidden=64", "ssah.lab_passes=[1]", "ssah.img_passes=[1]", "ssah.txt_passes=[1]",
@@ -25,7 +27,11 @@ def _args(*extra):
     return [*extra, *out, "--epochs", "1", "--quiet"]
 
 
-def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys):
+def _run_records(out):
+    return {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/metrics.json") if p.parent.name != "report"}
+
+
+def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "runs"
     assert main(["train", *_args("--method", "ssah,dcmh", "--bits", "8,16", "--out", str(out))]) == 0
     printed = capsys.readouterr().out
@@ -44,8 +50,20 @@ def test_train_prints_the_table_and_writes_the_report(tmp_path, capsys):
     # --resume keeps finished runs
     assert main(["train", *_args("--method", "ssah", "--bits", "8", "--out", str(out), "--resume")]) == 0
 
-    # eval re-scores the saved best checkpoints; encode writes codes + an index
+    # eval re-scores the saved best checkpoints, generating the runs' shared dataset once; encode writes codes +
+    # an index
+    from xmhash.train import dataset
+
+    loads = []
+    original = dataset.load_dataset
+    monkeypatch.setattr(dataset, "load_dataset", lambda cfg: loads.append(cfg) or original(cfg))
+    written = _run_records(out)
+    assert sorted(written) == ["dcmh_16", "dcmh_8", "ssah_16", "ssah_8"]
+    saved = {p: p.read_bytes() for p in out.glob("*/codes/*.npy")}
     assert main(["eval", str(out), "--quiet"]) == 0
+    assert len(loads) == 1
+    assert _run_records(out) == written  # the re-scored metrics are the ones training wrote
+    assert len(saved) == 4 * 4 and all(p.read_bytes() == b for p, b in saved.items())
     assert "| SSAH |" in capsys.readouterr().out
     enc = tmp_path / "enc"
     assert main(["encode", str(out / "dcmh_16" / "best.pt"), "--split", "query", "--out", str(enc), "--quiet"]) == 0
@@ -65,3 +83,38 @@ def test_sweep_and_errors(tmp_path, capsys):
     assert "unknown config key 'ssah.alpah'; did you mean 'ssah.alpha'" in capsys.readouterr().err
     assert main(["train", *_args("--method", "ssah", "--bits", "8", "--out", str(out / "ssah.alpha=0.5"))]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def _run(argv):
+    """A command without main()'s error printing, so the exception itself can be checked."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def test_command_errors_name_the_bad_input(tmp_path):
+    pytest.importorskip("h5py")
+    with pytest.raises(ValueError, match=_exact("--set expects KEY=VALUE, got 'epochs'")):
+        _run(["train", "--set", "epochs", "--out", str(tmp_path / "a"), "--quiet"])
+    with pytest.raises(ValueError, match=_exact("--param expects KEY=V1,V2,..., got 'alpha'")):
+        _run(["sweep", "--param", "alpha", "--out", str(tmp_path / "b"), "--quiet"])
+    with pytest.raises(ValueError, match=_exact("--param needs at least one value")):
+        _run(["sweep", "--param", "alpha= , ", "--out", str(tmp_path / "b"), "--quiet"])
+    with pytest.raises(FileNotFoundError, match=_exact(f"no best.pt under {tmp_path}")):
+        _run(["eval", str(tmp_path), "--quiet"])
+
+    out = tmp_path / "runs"
+    assert main(["train", *_args("--method", "dcmh", "--bits", "8", "--out", str(out))]) == 0
+    best = str(out / "dcmh_8" / "best.pt")
+    with pytest.raises(ValueError, match=_exact("no split 'test' in the data (splits: query, retrieval, train, val)")):
+        _run(["encode", best, "--split", "test", "--out", str(tmp_path / "enc"), "--quiet"])
+    data = xdata.synthetic("mirflickr-like", n=600, seed=0)
+    narrow = tmp_path / "narrow.h5"
+    xdata.CrossModalData(data.image[:, :100], data.text, data.labels, splits=data.splits).save(narrow)
+    t = data.text.shape[1]
+    with pytest.raises(ValueError, match=_exact(f"{best}: trained on image/text widths 4096/{t}, but the data has "
+                                                f"100/{t}")):
+        _run(["encode", best, "--data", str(narrow), "--out", str(tmp_path / "enc"), "--quiet"])

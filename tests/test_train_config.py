@@ -1,10 +1,21 @@
 """TrainConfig: TOML round trip, overrides, and every bad key/value as a clear error (no torch needed)."""
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
 from xmhash.train.config import PRESETS, TrainConfig, load_config, resolve_key
+
+
+def test_importing_the_training_package_and_its_commands_does_not_import_heavy_modules():
+    # what `import xmhash.train` and building the `xmhash` parser (every --help) load: the config, not the trainer
+    code = ("import sys, xmhash.train, xmhash.train.cli, xmhash.cli; xmhash.cli.build_parser(); "
+            "print(sorted({'torch', 'h5py', 'scipy', 'tqdm', 'PIL', 'matplotlib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
 
 
 def test_defaults_follow_the_published_code():
@@ -35,6 +46,7 @@ def test_file_then_overrides(tmp_path):
     p.write_text('method = "dcmh"\nbits = 16\n[dcmh]\ngamma = 2.5\n')
     c = load_config(p, {"bits": "32"})
     assert (c.method, c.bits, c.dcmh.gamma) == ("dcmh", 32, 2.5)
+    assert TrainConfig.from_file(p, {"bits": "32"}) == c  # the spelling the specs' examples use
 
 
 def test_config_is_frozen():
@@ -84,3 +96,11 @@ def test_ablation_needs_ssah_and_presets_are_valid():
         load_config(None, preset="fast")
     assert resolve_key("delta") == "ssah.delta"
     assert resolve_key("gamma", prefer="dcmh") == "dcmh.gamma"
+
+
+def test_bits_are_checked_like_the_models_check_them():
+    with pytest.raises(ValueError, match=re.escape("bits must be a positive multiple of 8 (codes are packed into "
+                                                   "bytes), got 12")):
+        TrainConfig(bits=12)
+    with pytest.raises(TypeError, match="^bits must be an int, got bool$"):
+        TrainConfig(bits=True)

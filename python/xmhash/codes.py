@@ -63,6 +63,15 @@ def _pack_rows(dense: np.ndarray) -> np.ndarray:
     return np.packbits(np.ascontiguousarray(dense).reshape(-1), bitorder="little").reshape(rows, width)
 
 
+def check_bits(bits) -> int:
+    """``bits`` as an int, checked: a code length of models and training configs (codes are packed into bytes)."""
+    if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool):
+        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
+    if bits <= 0 or bits % 8:
+        raise ValueError(f"bits must be a positive multiple of 8 (codes are packed into bytes), got {bits}")
+    return int(bits)
+
+
 def pack(x) -> np.ndarray:
     """Pack a matrix of bits into codes: ``(n, nbits)`` → uint8 ``(n, nbits // 8)``, C-contiguous.
 

@@ -114,7 +114,7 @@ def _num_labels_hint(dataset: str | None, hint: str) -> tuple[str | None, set[in
     name = dataset if dataset is not None else _ds.from_filename(hint)
     if name is None:
         return None, set()
-    if name.lower() in ("nus", "nuswide", "nus-wide", "nus_wide"):
+    if name.lower() in _ds._NUS:
         return name, {10, 21}
     canon = _ds.resolve(name)
     return name, {_ds.DATASETS[canon].num_labels}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import InputNorm, check_features, init_normal_
+from .layers import InputNorm, check_features, init_normal_, relu_mlp
 
 __all__ = ["DCMHImgNet", "DCMHTxtNet"]
 
@@ -18,13 +18,7 @@ class DCMHImgNet(nn.Module):
     def __init__(self, backbone: nn.Module, bits: int, *, hidden: Sequence[int] = (), init_std: float = 0.01):
         super().__init__()
         self.backbone = backbone
-        layers: list[nn.Module] = []
-        prev = backbone.out_dim
-        for w in hidden:
-            layers += [nn.Linear(prev, int(w)), nn.ReLU()]
-            prev = int(w)
-        layers.append(nn.Linear(prev, bits))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = relu_mlp(backbone.out_dim, hidden, bits)
         init_normal_(self.mlp, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +32,7 @@ class DCMHTxtNet(nn.Module):
         super().__init__()
         self.text_dim = text_dim
         self.input_norm = InputNorm(text_dim)  # identity unless model.text_normalize is set
-        self.net = nn.Sequential(nn.Linear(text_dim, hidden), nn.ReLU(), nn.Linear(hidden, bits))
+        self.net = relu_mlp(text_dim, (hidden,), bits)
         init_normal_(self, init_std)
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:

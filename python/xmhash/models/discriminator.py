@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import check_features, init_normal_
+from .layers import check_features, init_normal_, relu_mlp
 
 __all__ = ["Discriminator", "DISCRIMINATOR_WIDTHS"]
 
@@ -27,13 +27,7 @@ class Discriminator(nn.Module):
                                  f"got {widths!r}")
             widths = DISCRIMINATOR_WIDTHS[widths]
         self.in_dim = in_dim
-        layers: list[nn.Module] = []
-        prev = in_dim
-        for w in widths:
-            layers += [nn.Linear(prev, int(w)), nn.ReLU()]
-            prev = int(w)
-        layers.append(nn.Linear(prev, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = relu_mlp(in_dim, widths, 1)
         init_normal_(self, init_std)
 
     def forward(self, feature: torch.Tensor) -> torch.Tensor:

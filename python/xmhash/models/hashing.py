@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..codes import check_bits
 from .dcmh import DCMHImgNet, DCMHTxtNet
 from .discriminator import Discriminator
 from .imgnet import FeatureInput, ImgNet, make_image_backbone
@@ -16,14 +17,6 @@ from .registry import register_model
 from .txtnet import FCTxtNet, TxtNet
 
 __all__ = ["CrossModalHashModel", "SSAHModel", "DCMHModel", "check_bits"]
-
-
-def check_bits(bits) -> int:
-    if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool):
-        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
-    if bits <= 0 or bits % 8:
-        raise ValueError(f"bits must be a positive multiple of 8 (codes are packed into bytes), got {bits}")
-    return int(bits)
 
 
 def _rows(x, name: str):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .cnnf import CNNF
-from .layers import HashHeads, HashOutput, InputNorm, check_features, init_normal_
+from .layers import HashHeads, HashOutput, InputNorm, check_features, init_normal_, relu_mlp
 
 __all__ = ["FeatureInput", "TorchvisionBackbone", "make_image_backbone", "ImgNet"]
 
@@ -99,12 +99,7 @@ class ImgNet(nn.Module):
                  semantic_dim: int = 512, init_std: float = 0.01):
         super().__init__()
         self.backbone = backbone
-        layers: list[nn.Module] = []
-        prev = backbone.out_dim
-        for w in (*hidden, semantic_dim):
-            layers += [nn.Linear(prev, int(w)), nn.ReLU()]
-            prev = int(w)
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = relu_mlp(backbone.out_dim, (*hidden, semantic_dim))
         self.heads = HashHeads(semantic_dim, bits, num_labels)
         init_normal_(self.mlp, init_std)
         init_normal_(self.heads, init_std)

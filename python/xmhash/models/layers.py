@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["HashOutput", "HashHeads", "InputNorm", "LocalResponseNorm", "init_normal_", "check_features"]
+__all__ = ["HashOutput", "HashHeads", "InputNorm", "LocalResponseNorm", "init_normal_", "check_features", "relu_mlp"]
 
 
 class HashOutput(NamedTuple):
@@ -27,6 +28,19 @@ def init_normal_(module: nn.Module, std: float) -> nn.Module:
             if m.bias is not None:
                 nn.init.normal_(m.bias, 0.0, std)
     return module
+
+
+def relu_mlp(in_dim: int, widths: Sequence[int], out_dim: int | None = None) -> nn.Sequential:
+    """``Linear, ReLU`` per width in ``widths``, then a plain ``Linear`` to ``out_dim`` when given (the Linears sit
+    at indices 0, 2, 4, ... of the Sequential, which the checkpoints' state_dict keys name)."""
+    layers: list[nn.Module] = []
+    prev = in_dim
+    for w in widths:
+        layers += [nn.Linear(prev, int(w)), nn.ReLU()]
+        prev = int(w)
+    if out_dim is not None:
+        layers.append(nn.Linear(prev, out_dim))
+    return nn.Sequential(*layers)
 
 
 class LocalResponseNorm(nn.Module):

@@ -85,13 +85,9 @@ def add_commands(sub) -> None:
 
 # ------------------------------------------------------------------------------------------ helpers
 def _setup(args) -> None:
-    root = logging.getLogger("xmhash")
-    if not any(getattr(h, "_xmhash_cli", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(message)s"))
-        h._xmhash_cli = True  # the same marker as the data commands' handler: one handler per process
-        root.addHandler(h)
-    root.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    from ..cli import _data_logging  # the data commands' handler: one per process
+
+    _data_logging(args.quiet)
 
 
 def _base_config(args, *, method: str | None = None, bits: int | None = None, extra: dict | None = None):
@@ -118,9 +114,20 @@ def _base_config(args, *, method: str | None = None, bits: int | None = None, ex
     return load_config(args.config, overrides, preset=preset), preset
 
 
+def _dataset(cfg, cache: dict):
+    """The dataset of ``cfg.data``, loaded (or generated) once for consecutive runs on the same data; ``cache`` keeps
+    the latest one only."""
+    from .dataset import load_dataset
+
+    key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
+    if key not in cache:
+        cache.clear()
+        cache[key] = load_dataset(cfg.data)
+    return cache[key]
+
+
 def _run_all(args, plans: list[tuple[str, dict]], out: Path, *, label_of=None):
     """Train every (sub-folder, overrides) plan under ``out``; returns the metrics of each run."""
-    from .dataset import load_dataset
     from .errors import TrainingDiverged, TrainingInterrupted
     from .loop import fit
 
@@ -137,12 +144,9 @@ def _run_all(args, plans: list[tuple[str, dict]], out: Path, *, label_of=None):
             log.info("training %s (%s, %d bits, preset %s) -> %s", cfg.run_name, cfg.method, cfg.bits, preset,
                      run_dir)
             resume = args.resume and (run_dir / "last.pt").is_file()
-            key = json.dumps(cfg.to_dict()["data"], sort_keys=True)
-            if key not in datasets:  # load (or generate) each dataset once for all runs
-                datasets = {key: load_dataset(cfg.data)}
+            data = _dataset(cfg, datasets)
             try:
-                result = fit(cfg, resume=resume, progress=not args.quiet and sys.stderr.isatty(),
-                             data=datasets[key])
+                result = fit(cfg, resume=resume, progress=not args.quiet and sys.stderr.isatty(), data=data)
             except TrainingInterrupted as exc:
                 print(f"xmhash: {exc}", file=sys.stderr)
                 raise SystemExit(130) from None
@@ -204,6 +208,7 @@ def _cmd_ablate(args) -> int:
 
 def _cmd_sweep(args) -> int:
     from .config import parse_value, resolve_key
+    from .report import method_label
 
     _setup(args)
     if "=" not in args.param:
@@ -217,34 +222,27 @@ def _cmd_sweep(args) -> int:
     bits = args.bits or [32]
     plans = [(f"{key}={v}", {"method": m, "bits": b, key: v}) for v in values for m in methods for b in bits]
     out = _default_out(args, "sweep")
-    runs = _run_all(args, plans, out, label_of=lambda sub, m: f"{method_name(m)} {sub}")
+    runs = _run_all(args, plans, out, label_of=lambda sub, m: f"{method_label(m)} {sub}")
     return _finish(runs, out, f"Sensitivity to {key}", f"One run per value of `{key}` "
                    f"({', '.join(str(parse_value(v)) for v in values)}); everything else fixed.")
 
 
-def method_name(m: dict) -> str:
-    from .report import method_label
-
-    return method_label(m)
-
-
-def _load_for_checkpoint(ckpt: dict, data_arg: str | None):
+def _load_for_checkpoint(ckpt: dict, data_arg: str | None, datasets: dict | None = None):
     from .config import TrainConfig
-    from .dataset import load_dataset, prepare
+    from .dataset import prepare
 
     cfg = TrainConfig.from_dict(ckpt["config"], where="checkpoint config")
     if data_arg:
         cfg = cfg.replace(**{"data.path": data_arg})
-    return cfg, prepare(load_dataset(cfg.data), cfg)
+    return cfg, prepare(_dataset(cfg, {} if datasets is None else datasets), cfg)
 
 
 def _cmd_encode(args) -> int:
     import numpy as np
 
-    from ..index import HammingIndex
     from ..models import load_model
-    from .._atomic import atomic_path
     from .checkpoint import load_checkpoint
+    from .outputs import save_codes
 
     _setup(args)
     ckpt = load_checkpoint(args.checkpoint)
@@ -267,24 +265,17 @@ def _cmd_encode(args) -> int:
         rows = td.image_rows(idx) if mod == "image" else td.text_rows(idx)
         enc = model.encode_image if mod == "image" else model.encode_text
         codes = enc(rows, batch_size=args.batch_size)
-        with atomic_path(out / f"{args.split}_{mod}.npy", parents=True) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, codes)
-        index = HammingIndex(model.bits)
-        index.add(codes)
-        index.save(out / f"{args.split}_{mod}.xmhidx")
+        save_codes(out, {f"{args.split}_{mod}": codes}, model.bits)
         print(f"{out / f'{args.split}_{mod}.npy'}: {codes.shape[0]} codes of {model.bits} bits (+ .xmhidx index)")
     return 0
 
 
 def _cmd_eval(args) -> int:
-    import json as _json
-
     from ..models import load_model
     from ._io import atomic_write_text
     from .checkpoint import load_checkpoint
     from .evaluate import test_evaluation
-    from .loop import _save_codes
+    from .outputs import run_metrics, save_run_codes
     from .report import collect_runs
 
     _setup(args)
@@ -292,19 +283,18 @@ def _cmd_eval(args) -> int:
     bests = sorted(p for p in root.rglob("best.pt"))
     if not bests:
         raise FileNotFoundError(f"no best.pt under {root}")
+    datasets = {}
     for best in bests:
         ckpt = load_checkpoint(best)
-        cfg, td = _load_for_checkpoint(ckpt, args.data)
+        cfg, td = _load_for_checkpoint(ckpt, args.data, datasets)
         model = load_model(ckpt)
         codes, test = test_evaluation(model, td, cfg)
-        _save_codes(best.parent, codes, cfg.bits)
+        save_run_codes(best.parent, codes, cfg.bits)
         mpath = best.parent / "metrics.json"
-        m = _json.loads(mpath.read_text()) if mpath.is_file() else {
-            "method": cfg.method, "variant": cfg.variant, "ablation": cfg.ablation, "bits": cfg.bits,
-            "run": cfg.run_name, "best_epoch": ckpt.get("epoch"), "val_map": ckpt.get("val_map"),
-            "train_seconds": float("nan"), "epochs": cfg.num_epochs, "curve": []}
+        m = json.loads(mpath.read_text()) if mpath.is_file() else run_metrics(
+            cfg, best_epoch=ckpt.get("epoch"), val_map=ckpt.get("val_map"), train_seconds=float("nan"), curve=[])
         m["test"] = test
-        atomic_write_text(mpath, _json.dumps(m, indent=2) + "\n")
+        atomic_write_text(mpath, json.dumps(m, indent=2) + "\n")
         log.info("%s: mAP I->T %.4f, T->I %.4f", best.parent, test["i2t"]["map_all_average"],
                  test["t2i"]["map_all_average"])
     return _finish(collect_runs(root), root, "xmhash evaluation report")

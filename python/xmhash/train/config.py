@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..codes import check_bits
+
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "SSAHConfig", "DCMHConfig", "PRESETS", "load_config",
            "resolve_key"]
 
@@ -124,8 +126,7 @@ class TrainConfig:
         _check_choice("model.discriminator", self.model.discriminator, ("published", "paper"))
         for name in ("image_normalize", "text_normalize"):
             _check_choice(f"model.{name}", getattr(self.model, name), ("none", "center", "standardize"))
-        if self.bits <= 0 or self.bits % 8:
-            raise ValueError(f"bits must be a positive multiple of 8 (codes are packed into bytes), got {self.bits}")
+        check_bits(self.bits)
         if self.ablation != "none" and self.method != "ssah":
             raise ValueError(f"ablation {self.ablation!r} applies to method 'ssah', not {self.method!r}")
         for name in ("epochs", "threads"):
@@ -351,9 +352,9 @@ def load_config(path=None, overrides: dict | None = None, *, preset: str | None 
 
 
 def _merge(base: dict, new: dict, where: str) -> dict:
-    out = json.loads(json.dumps(base))
-    TrainConfig.from_dict(_merge_raw(out, new), where=where)  # validates keys and types with the file name
-    return _merge_raw(out, new)
+    out = _merge_raw(json.loads(json.dumps(base)), new)
+    TrainConfig.from_dict(out, where=where)  # validates keys and types with the file name
+    return out
 
 
 def _merge_raw(base: dict, new: dict) -> dict:

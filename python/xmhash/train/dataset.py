@@ -27,7 +27,8 @@ def load_dataset(cfg):
 
 
 class RowView:
-    """Rows ``idx`` of a (possibly on-disk) array, read slice by slice in increasing index order."""
+    """Rows ``idx`` of an array or an on-disk ImageSource, read one slice at a time (both read indices in any order,
+    repeats included)."""
 
     def __init__(self, array, idx: np.ndarray):
         self.array = array
@@ -38,12 +39,7 @@ class RowView:
         return len(self.idx)
 
     def __getitem__(self, sl):
-        rows = self.idx[sl]
-        order = np.argsort(rows, kind="stable")
-        out = np.asarray(self.array[rows[order]])
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        return out[inv]
+        return np.asarray(self.array[self.idx[sl]])
 
 
 def _labels(data) -> np.ndarray:

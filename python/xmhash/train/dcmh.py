@@ -39,7 +39,7 @@ class DCMHTrainer(StageTrainer):
         super().__init__(model, data, cfg, rng, device, **kwargs)
         N, K = self.n, model.bits
         self.mem = {"F": torch.randn(N, K, device=device), "G": torch.randn(N, K, device=device)}
-        self.mem["B"] = sign_pm1(cfg.dcmh.gamma * (self.mem["F"] + self.mem["G"]))
+        self._update_codes()
         d = cfg.dcmh
 
         def optimizer(params):
@@ -51,14 +51,17 @@ class DCMHTrainer(StageTrainer):
                                                                            ("txt", model.text_net))}
         self.lrs = dcmh_learning_rates(cfg, cfg.num_epochs)
 
+    def _update_codes(self) -> None:
+        """The closed-form B step: B = sign(gamma (F + G))."""
+        self.mem["B"] = sign_pm1(self.cfg.dcmh.gamma * (self.mem["F"] + self.mem["G"]))
+
     def schedule(self, epoch: int, stage: str) -> Schedule:
-        if stage == "codes":
-            return Schedule([(0.0, 0)])
+        # "img" and "txt" only: run_stage handles "codes" without a schedule
         return Schedule([(float(self.lrs[min(epoch, len(self.lrs) - 1)]), 1)], optimizers=[self.opt[stage]])
 
     def run_stage(self, epoch, stage, position=None):
-        if stage == "codes":  # the closed-form B step
-            self.mem["B"] = sign_pm1(self.cfg.dcmh.gamma * (self.mem["F"] + self.mem["G"]))
+        if stage == "codes":
+            self._update_codes()
             return {}
         return super().run_stage(epoch, stage, position)
 

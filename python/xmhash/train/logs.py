@@ -28,7 +28,7 @@ class EpochLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except Exception:  # tensorboard not installed: CSV only
-                self._tb = None
+                pass
             else:
                 self._tb = SummaryWriter(str(self.path.parent / "tensorboard"))
         if self.rows:

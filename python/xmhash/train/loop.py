@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from .. import __version__ as xmhash_version
-from .._atomic import atomic_path
 from ._io import atomic_write_text
 from .checkpoint import collect_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
@@ -22,6 +21,7 @@ from .errors import TrainingDiverged, TrainingInterrupted
 from .evaluate import test_evaluation, validation_map
 from .interrupt import StopFlag
 from .logs import EpochLog
+from .outputs import run_metrics, save_run_codes
 from .stages import LossNotFinite, StopAtStep
 
 __all__ = ["fit", "FitResult", "build_model"]
@@ -145,11 +145,9 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
     epochs = cfg.num_epochs
     epoch_log = EpochLog(run_dir / "train_log.csv", state["history"])
 
-    def checkpoint(path=last_path):
-        save_checkpoint(path, {
-            "method": cfg.method, "config": cfg.to_dict(), "model_spec": model.spec, "model": model.state_dict(),
-            "trainer": trainer.state_dict(), "rng": collect_rng_state(rng), "state": state, "dims": dims,
-            "xmhash_version": xmhash_version})
+    def checkpoint():
+        save_checkpoint(last_path, _payload(cfg, model, dims, trainer=trainer.state_dict(),
+                                            rng=collect_rng_state(rng), state=state))
 
     try:
         with trainer_stop:
@@ -191,10 +189,8 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
                     best = state["best"]
                     if best is None or row["val_map"] > best["val_map"]:
                         state["best"] = {"epoch": epoch + 1, "val_map": row["val_map"]}
-                        save_checkpoint(best_path, {
-                            "method": cfg.method, "config": cfg.to_dict(), "model_spec": model.spec,
-                            "model": model.state_dict(), "dims": dims, "epoch": epoch + 1,
-                            "val_map": row["val_map"], "xmhash_version": xmhash_version})
+                        save_checkpoint(best_path, _payload(cfg, model, dims, epoch=epoch + 1,
+                                                            val_map=row["val_map"]))
                 state["history"].append(row)
                 epoch_log.append(row)
                 if not progress:
@@ -207,15 +203,14 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
     if best_path.is_file():
         model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
     codes, test = test_evaluation(model, td, cfg)
-    _save_codes(run_dir, codes, cfg.bits)
-    metrics = {"method": cfg.method, "variant": cfg.variant, "ablation": cfg.ablation, "bits": cfg.bits,
-               "run": cfg.run_name, "best_epoch": (state["best"] or {}).get("epoch"),
-               "val_map": (state["best"] or {}).get("val_map"), "train_seconds": state["train_seconds"],
-               "epochs": epochs, "test": test,
-               "data": {"path": cfg.data.path, "n_train": td.n_train, "n_val": len(td.val),
-                        "n_query": len(td.query), "n_retrieval": len(td.retrieval)},
-               "curve": [{k: r[k] for k in ("epoch", "train_seconds", "val_map_i2t", "val_map_t2i", "val_map")
-                          if k in r} for r in state["history"]]}
+    save_run_codes(run_dir, codes, cfg.bits)
+    best = state["best"] or {}
+    metrics = run_metrics(cfg, best_epoch=best.get("epoch"), val_map=best.get("val_map"),
+                          train_seconds=state["train_seconds"], test=test,
+                          data={"path": cfg.data.path, "n_train": td.n_train, "n_val": len(td.val),
+                                "n_query": len(td.query), "n_retrieval": len(td.retrieval)},
+                          curve=[{k: r[k] for k in ("epoch", "train_seconds", "val_map_i2t", "val_map_t2i", "val_map")
+                                  if k in r} for r in state["history"]])
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if not cfg.keep_last_checkpoint:
         last_path.unlink(missing_ok=True)
@@ -223,20 +218,10 @@ def fit(config: TrainConfig, *, resume: bool = False, progress: bool = False, da
                      best_epoch=metrics["best_epoch"])
 
 
-def _save_codes(run_dir: Path, codes: dict, bits: int) -> None:
-    """Packed codes as .npy, and a HammingIndex per modality over the retrieval set (query either way)."""
-    from ..index import HammingIndex
-
-    out = run_dir / "codes"
-    for name, c in codes.items():
-        with atomic_path(out / f"{name}.npy", parents=True) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, c)
-    for modality in ("image", "text"):
-        index = HammingIndex(bits)
-        index.add(codes[f"retrieval_{modality}"])
-        out.mkdir(parents=True, exist_ok=True)
-        index.save(out / f"retrieval_{modality}.xmhidx")
+def _payload(cfg: TrainConfig, model, dims: dict, **extra) -> dict:
+    """What both checkpoints hold; last.pt adds the trainer, RNG and loop state, best.pt its epoch and score."""
+    return {"method": cfg.method, "config": cfg.to_dict(), "model_spec": model.spec, "model": model.state_dict(),
+            "dims": dims, **extra, "xmhash_version": xmhash_version}
 
 
 def _fmt(row: dict) -> str:

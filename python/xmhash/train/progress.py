@@ -12,9 +12,6 @@ class _NoBar:
     def set_postfix_str(self, s, refresh=True):
         pass
 
-    def set_description_str(self, s, refresh=True):
-        pass
-
     def close(self):
         pass
 

@@ -111,7 +111,8 @@ class SSAHTrainer(StageTrainer):
         return (0.5 if self.published else 1.0) * (p - labels).pow(2).sum()
 
     def _hub(self, stage):
-        """What a modality is pulled towards: LabNet's memories, or (SSAH-1) the other modality's."""
+        """What a stage's network is pulled towards: LabNet's memories (LabNet's own too), or (SSAH-1, which has no
+        "lab" stage) the other modality's."""
         m = self.mem
         if self.has_labnet:
             return m["featL"], m["H"]
@@ -149,7 +150,7 @@ class SSAHTrainer(StageTrainer):
         m[keys[0]][ridx] = out.hash.detach()
         m[keys[1]][ridx] = out.feature.detach()
         m[keys[2]][ridx] = out.label.detach()
-        hub_feat, hub_hash = (m["featL"], m["H"]) if stage == "lab" else self._hub(stage)
+        hub_feat, hub_hash = self._hub(stage)
         terms = {"pair_feature": s.alpha * self._pair(out.feature, hub_feat, rows),
                  "pair_hash": s.gamma * self._pair(out.hash, hub_hash, rows),
                  "quantization": s.beta * self._quant(out.hash, ridx),
