@@ -2,12 +2,21 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import xmhash
 
+HEAVY = ("torch", "h5py", "scipy", "tqdm", "PIL", "matplotlib")
 
-def test_import_loads_numpy_and_native_module_only():
-    code = "import sys, xmhash; bad = {'torch', 'h5py', 'matplotlib', 'scipy', 'tqdm'} & set(sys.modules); print(sorted(bad))"
+
+@pytest.mark.parametrize("statements", [
+    "import xmhash",  # numpy and the native module only
+    "import xmhash, xmhash.data",
+    # what `import xmhash.train` and building the `xmhash` parser (every --help) load: the config, not the trainer
+    "import xmhash.train, xmhash.train.cli, xmhash.cli; xmhash.cli.build_parser()",
+])
+def test_imports_load_no_heavy_modules(statements):
+    code = f"import sys; {statements}; print(sorted(set({HEAVY!r}) & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 
